@@ -1,0 +1,204 @@
+"""Command line of the SeGMA reproduction suite: `python cli.py --help`."""
+import functools
+import hashlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+import methods
+from methods.registry import UnknownNameError
+
+PLUGINS_ENV = "SEGMA_PLUGINS"
+RUNS_DIR = Path("runs")
+
+
+def user_errors(command):
+    """Known failures (bad names, missing data or weights, corrupt checkpoints, NaN losses) become one
+    clear line and exit status 1 instead of a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from datasets import DataNotFoundError
+        from methods.base import OperationNotSupported
+        from training import CheckpointError, NonFiniteLossError, RunMismatchError
+        known = (UnknownNameError, DataNotFoundError, CheckpointError, NonFiniteLossError, RunMismatchError,
+                 OperationNotSupported, FileNotFoundError, ValueError)
+        try:
+            from evaluation.inception import FIDWeightsError
+            known += (FIDWeightsError,)
+        except ImportError:
+            pass
+        try:
+            return command(*args, **kwargs)
+        except known as error:
+            raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    return wrapper
+
+
+def parse_settings(pairs):
+    """--set key=value pairs; values are read as JSON where they parse (numbers, true/false, lists)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        settings[key] = tuple(value) if isinstance(value, list) else value
+    return settings
+
+
+def default_run_dir(method, dataset, seed, settings):
+    name = method
+    if settings:  # different settings are a different run: never resume one from the other
+        name += "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return RUNS_DIR / dataset / name / f"seed{seed}"
+
+
+@click.group()
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help=f"Python file registering extra methods with @register (repeatable; also ${PLUGINS_ENV}, "
+                   "paths separated by ':').")
+def cli(plugins):
+    """Reproduce and benchmark SeGMA and semi-supervised generative baselines."""
+    env_plugins = [p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p]
+    for path in [*env_plugins, *plugins]:
+        try:
+            methods.load_plugin(path)
+        except FileNotFoundError as error:
+            raise click.ClickException(str(error)) from error
+
+
+@cli.command("methods")
+def list_methods():
+    """List the registered methods."""
+    for name, cls in sorted(methods.METHODS.items()):
+        click.echo(f"{name:14s} {methods.describe(cls)}")
+
+
+@cli.command()
+@click.option("--method", required=True, help="A registered method (see `methods`).")
+@click.option("--dataset", required=True, help="mnist, svhn or celeba.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the labeled subset, the "
+              "initialisation and the batch order.")
+@click.option("--epochs", default=0, type=int, help="Default: the authors' length for the dataset.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a method setting.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with MNIST/, SVHN/ or celeba/ "
+              "(also $SEGMA_DATA_ROOT; default ./data with download).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Preprocessed-data cache (also "
+              "$SEGMA_CACHE_DIR; default ./.cache).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Default runs/DATASET/METHOD/seedN.")
+@click.option("--device", default="auto", show_default=True, help="auto picks CUDA when present.")
+@user_errors
+def train(method, dataset, seed, epochs, settings, data_root, cache_dir, run_dir, device):
+    """Train one run (or resume it from its last checkpoint)."""
+    from training import RunSpec, train as train_run
+    settings = parse_settings(settings)
+    run_dir = Path(run_dir or default_run_dir(method, dataset, seed, settings))
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, overrides=settings, epochs=epochs,
+                   data_root=data_root, cache_dir=cache_dir, device=device)
+    metrics = train_run(spec, run_dir)
+    error = metrics["test_error"]
+    click.echo(f"{run_dir}: {metrics['epochs_completed']} epochs"
+               + (f", test error {100 * error:.2f}%" if error is not None else ""))
+
+
+def evaluation_options(command):
+    """Options shared by reproduce and evaluate."""
+    for option in reversed([
+        click.option("--data-root", type=click.Path(file_okay=False), help="Data folder (also $SEGMA_DATA_ROOT)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache for preprocessed data and FID "
+                     "reference statistics (also $SEGMA_CACHE_DIR; default ./.cache)."),
+        click.option("--fid-weights", type=click.Path(dir_okay=False), help="pytorch-fid FID Inception weights "
+                     "(also $SEGMA_FID_WEIGHTS; default: pytorch-fid's download; offline copy: "
+                     "../shared/weights/pt_inception-2015-12-05.pth)."),
+        click.option("--device", default="auto", show_default=True, help="auto picks CUDA when present."),
+    ]):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@click.option("--table", "table", required=True, type=int, help="1, 2 or 3 (the paper's Tables I-III).")
+@click.option("--dataset", "datasets", multiple=True, default=("mnist",), show_default=True,
+              help="Repeatable; 'all' means mnist, svhn and celeba.")
+@click.option("--method", "method_names", multiple=True, help="Repeatable; default: the table's methods. "
+              "A plugin method named here gets its own row.")
+@click.option("--seeds", default=0, type=int, help="Seeds 0..N-1 (default: the budget's).")
+@click.option("--budget", default="quick", show_default=True, help="quick or paper (evaluation/budgets.py).")
+@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@evaluation_options
+@user_errors
+def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, data_root, cache_dir,
+              fid_weights, device):
+    """Train and evaluate every missing cell of a paper table, then render results/tableN.md."""
+    from datasets import resolve_cache_dir
+    from evaluation.paper_reference import DATASETS
+    from evaluation.reproduce import reproduce as run_reproduce
+    from training import pick_device
+    datasets = DATASETS if "all" in datasets else datasets
+    options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
+               "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,
+               "results_dir": results_dir, "progress": True}
+    command = "python cli.py " + shlex.join(sys.argv[1:])
+    path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
+    click.echo(text)
+    click.echo(f"written to {path}")
+
+
+@cli.command()
+@click.option("--table", "table", required=True, type=int, help="1, 2 or 3.")
+@click.option("--budget", default="quick", show_default=True)
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@user_errors
+def table(table, budget, results_dir):
+    """Render results/tableN.md from the result JSONs that exist, without training."""
+    from evaluation.budgets import get_budget
+    from evaluation.paper_reference import PAPER_TABLES
+    from evaluation.reproduce import write_table
+    if table not in PAPER_TABLES:
+        raise UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
+    get_budget(budget)
+    path, text = write_table(table, budget, results_dir, "python cli.py " + shlex.join(sys.argv[1:]))
+    click.echo(text)
+    click.echo(f"written to {path}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--metric", "metric_names", multiple=True, default=("test_error", "sample_fid", "interpolation_fid"),
+              show_default=True)
+@click.option("--fid-samples", default=10000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@evaluation_options
+@user_errors
+def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid_weights, device):
+    """Evaluate one run folder with the shared harness and print its metrics and protocol as JSON."""
+    from datasets import load_dataset, resolve_cache_dir
+    from evaluation.harness import evaluate as run_evaluate
+    from evaluation.inception import FeatureExtractor
+    from training import load_trained, pick_device
+    saved = json.loads((Path(run_dir) / "config.json").read_text())["run"]
+    data = load_dataset(saved["dataset"], data_root, cache_dir)
+    _, data, model = load_trained(run_dir, data=data, device=device)
+    extractor = None
+    if {"sample_fid", "interpolation_fid"} & set(metric_names):
+        extractor = FeatureExtractor(weights_path=fid_weights, device=str(pick_device(device)))
+    metrics, protocol = run_evaluate(model, data, set(metric_names), fid_samples, extractor,
+                                     resolve_cache_dir(cache_dir), seed)
+    click.echo(json.dumps({"run": str(run_dir), "metrics": metrics, "protocol": protocol}, indent=2, default=str))
+
+
+from figures.command import figures_command  # noqa: E402
+
+cli.add_command(figures_command)
+
+
+if __name__ == "__main__":
+    cli()

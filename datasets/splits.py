@@ -1,0 +1,59 @@
+"""The labeled subset: drawn by a seed, class-balanced where the classes allow it."""
+import json
+from pathlib import Path
+
+import torch
+
+from storage import atomic_write_json
+
+
+def balanced_quota(class_counts, num_labeled):
+    """Per-class labeled counts: equal shares, and a class too small for its share gives the rest to
+    the others (water-filling). The remainder of an uneven division goes to the largest classes."""
+    counts = [int(c) for c in class_counts]
+    if num_labeled > sum(counts):
+        raise ValueError(f"asked for {num_labeled} labeled examples but the data has only {sum(counts)}")
+    quota = [0] * len(counts)
+    open_classes = [k for k, c in enumerate(counts) if c > 0]
+    left = num_labeled
+    while left > 0 and open_classes:
+        share = left // len(open_classes)
+        if share == 0:  # remainder: one more each for the classes with the most examples left
+            for k in sorted(open_classes, key=lambda k: (-(counts[k] - quota[k]), k))[:left]:
+                quota[k] += 1
+            break
+        for k in list(open_classes):
+            take = min(share, counts[k] - quota[k])
+            quota[k] += take
+            left -= take
+            if quota[k] == counts[k]:
+                open_classes.remove(k)
+    return quota
+
+
+def labeled_indices(labels, num_labeled, seed):
+    """Indices into the training set, sorted, chosen with a torch.Generator seeded by `seed` only: every
+    method gets the same labeled examples for the same seed."""
+    labels = torch.as_tensor(labels)
+    num_classes = int(labels.max()) + 1
+    quota = balanced_quota(torch.bincount(labels, minlength=num_classes).tolist(), num_labeled)
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for k in range(num_classes):
+        members = (labels == k).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:quota[k]]])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def class_proportions(labels, num_classes):
+    counts = torch.bincount(torch.as_tensor(labels), minlength=num_classes).double()
+    return tuple((counts / counts.sum()).tolist())
+
+
+def save_indices(path, indices, meta):
+    """Record exactly which labels a run saw."""
+    atomic_write_json(path, {**meta, "indices": [int(i) for i in indices]})
+
+
+def load_indices(path):
+    return torch.tensor(json.loads(Path(path).read_text())["indices"], dtype=torch.long)

@@ -1,0 +1,92 @@
+"""The evaluation harness: the same three metrics for every method (Tables I-III).
+
+- test error (Table II): argmax of method.classify on the whole test set (Eq. 7 for the SeGMA family);
+- sample FID (Table I): images generated from the target distribution, classes drawn from the priors;
+- interpolation FID (Table III): pairs of random test images, encoded, a random point t ~ U(0, 1) on
+  the segment between their codes, decoded (Section VI.C).
+FIDs are against a fixed random subset of the real training images of the same size (the reference);
+the floor is the FID of as many real test images against that reference."""
+import torch
+
+from datasets.base import to_float
+
+from .classification import test_error
+from .fid import activation_statistics, cached_reference_statistics, frechet_distance
+from .latent_ops import interpolate
+
+REFERENCE_SPLIT = "train"
+REFERENCE_SEED = 0  # the reference subset is the same for every method and seed
+DECODE_BATCH = 500
+
+
+@torch.no_grad()
+def generated_samples(method, num_samples, seed):
+    """num_samples decoded images, classes ~ Categorical(priors), each from its own component/class."""
+    method.eval()
+    generator = torch.Generator().manual_seed(seed)
+    classes = method.draw_classes(num_samples, generator)
+    chunks = [method.sample(classes[i:i + DECODE_BATCH], generator=generator).cpu()
+              for i in range(0, num_samples, DECODE_BATCH)]
+    return torch.cat(chunks).clamp_(0, 1)
+
+
+@torch.no_grad()
+def interpolation_samples(method, test_images_uint8, num_samples, seed):
+    """One image per random pair of test images at a random point t ~ U(0, 1) between their codes."""
+    method.eval()
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(len(test_images_uint8), (num_samples,), generator=generator)
+    second = torch.randint(len(test_images_uint8), (num_samples,), generator=generator)
+    t = torch.rand(num_samples, generator=generator)
+    chunks = []
+    for i in range(0, num_samples, DECODE_BATCH):
+        part = slice(i, i + DECODE_BATCH)
+        code_a = method.encode(to_float(test_images_uint8[first[part]]).to(method.device))
+        code_b = method.encode(to_float(test_images_uint8[second[part]]).to(method.device))
+        chunks.append(method.decode(interpolate(code_a, code_b, t[part])).cpu())
+    return torch.cat(chunks).clamp_(0, 1)
+
+
+def real_subset(data, split, num_images, seed=REFERENCE_SEED):
+    images = data.train_images if split == "train" else data.test_images
+    num_images = min(num_images, len(images))
+    index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:num_images]
+    return to_float(images[index])
+
+
+def real_statistics(data, split, num_images, extractor, cache_dir):
+    """Cached statistics of real images; the key covers everything that changes them."""
+    size = min(num_images, len(data.train_images if split == "train" else data.test_images))
+    key = {"dataset": data.name, "split": split, "num_images": size, "subset_seed": REFERENCE_SEED,
+           "split_size": len(data.train_images if split == "train" else data.test_images),
+           "source": {k: v for k, v in data.source.items() if k != "root"},
+           "preprocessing": "uint8 / 255, grey repeated to RGB, pytorch-fid bilinear resize to 299",
+           "weights_sha256": extractor.protocol()["weights_sha256"]}
+    return cached_reference_statistics(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
+
+
+def fid_against_reference(images, reference, extractor):
+    mu, sigma = activation_statistics(extractor(images))
+    return frechet_distance(mu, sigma, *reference)
+
+
+def evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
+    """The metrics in `wanted` (test_error, sample_fid, interpolation_fid) and their protocol."""
+    metrics, protocol = {}, {"eval_seed": seed}
+    if "test_error" in wanted:
+        metrics["test_error"] = test_error(method, data.test_images, data.test_labels) if method.has_classifier else None
+        protocol["test_error"] = f"argmax of classify() over all {len(data.test_images)} test images"
+    fid_wanted = {"sample_fid", "interpolation_fid"} & set(wanted)
+    if fid_wanted:
+        reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
+        floor_stats, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
+        protocol["fid"] = {**extractor.protocol(), "generated_images": fid_samples,
+                           "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",
+                           "floor": f"{floor_size} random {data.name} test images against the reference",
+                           "floor_fid": frechet_distance(*floor_stats, *reference)}
+    if "sample_fid" in fid_wanted:
+        metrics["sample_fid"] = fid_against_reference(generated_samples(method, fid_samples, seed), reference, extractor)
+    if "interpolation_fid" in fid_wanted:
+        images = interpolation_samples(method, data.test_images, fid_samples, seed)
+        metrics["interpolation_fid"] = fid_against_reference(images, reference, extractor)
+    return metrics, protocol

@@ -1,0 +1,130 @@
+"""SeGMA: a Cramer-Wold auto-encoder whose latent target is a Gaussian mixture, one component per class.
+
+Objective (Eq. 9):  MSE (Eq. 1)  +  alpha * log d^2_gamma(E X, P_Z) (Eq. 8)  +  beta * CE of Eq. 7 on the
+labeled part (Eq. 5), with P_Z = sum_k p_k N(mu_k, I). `segma-unsup` is beta = 0 and `cwae` is K = 1
+with the component fixed at the origin (Table I's variants)."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .base import GenerativeMethod, MethodConfig
+from .cramer_wold import gaussian_class_log_posterior, log_cramer_wold, silverman_gamma
+from .networks import SEGMA_ARCHITECTURES, architecture_for, autoencoder
+from .registry import register
+
+# Initial mean scale per dataset (the paper is silent; see docs/protocol.md, "Mean initialisation").
+MEAN_INIT_SCALE = {"mnist": 1.0, "svhn": 2.0, "celeba": 1.0}
+
+
+@dataclass
+class SeGMAConfig(MethodConfig):
+    architecture: str = "mlp"
+    hidden: tuple = (1024, 1024)
+    latent_dim: int = 10
+    alpha: float = 5.0               # weight of log d^2_gamma (Section VI.A)
+    beta: float = 10.0               # weight of the cross-entropy (Section VI.A)
+    num_components: int = 0          # 0: one per class
+    learn_means: bool = True         # Section V: the means mu_k are updated by back-propagation
+    uniform_priors: bool = False     # False: p_k = class proportions of the labeled set (Section V)
+    mean_init_scale: float = 1.0
+    log_floor: float = 1e-10
+    grad_clip_norm: float = 5.0      # authors' code; the paper is silent
+
+
+def initial_means(num_components, latent_dim, scale):
+    """Latent dimension d belongs to component d mod K and is set to `scale` there: for K = D this is
+    mu_k = scale * e_k, well separated and symmetric (the authors' scheme, docs/protocol.md)."""
+    means = torch.zeros(num_components, latent_dim)
+    if num_components == 1:
+        return means
+    for d in range(latent_dim):
+        means[d % num_components, d] = scale
+    return means
+
+
+class LatentMixtureAutoencoder(GenerativeMethod):
+    """Shared body of SeGMA, unsupervised SeGMA and CWAE: they differ only in their settings."""
+    config_class = SeGMAConfig
+    has_class_components = True
+
+    @classmethod
+    def default_config(cls, spec):
+        config = cls.config_class(**architecture_for(spec.dataset, SEGMA_ARCHITECTURES))
+        config.mean_init_scale = MEAN_INIT_SCALE.get(spec.dataset, 1.0)
+        return config
+
+    def __init__(self, config, spec):
+        super().__init__(config, spec)
+        self.encoder, self.decoder = autoencoder(spec.image_shape, config.latent_dim, config.hidden,
+                                                 config.architecture)
+        k = config.num_components or spec.num_classes
+        means = initial_means(k, config.latent_dim, config.mean_init_scale)
+        if config.learn_means:
+            self.means = torch.nn.Parameter(means)
+        else:
+            self.register_buffer("means", means)
+        priors = torch.full((k,), 1.0 / k) if config.uniform_priors else torch.tensor(spec.class_priors)
+        if len(priors) != k:
+            raise ValueError(f"{k} components but {len(priors)} class priors")
+        self.register_buffer("priors", priors.float())
+        self.register_buffer("variances", torch.ones(k))  # spherical, identity covariance (Definition 1)
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, code):
+        return self.decoder(code)
+
+    def loss_terms(self, x, z, x_labeled_codes=None, y_labeled=None):
+        mse = (self.decoder(z) - x).flatten(1).pow(2).sum(1).mean()                    # Eq. 1
+        gamma = silverman_gamma(len(z) / len(self.means))                              # N_c = m / K
+        log_cw = log_cramer_wold(z, self.means, self.priors, self.variances, gamma,    # Eq. 8
+                                 floor=self.config.log_floor)
+        terms = {"mse": mse, "log_cw": log_cw}
+        loss = mse + self.config.alpha * log_cw
+        if self.config.beta > 0 and y_labeled is not None and len(y_labeled):
+            # Eq. 5 with the posterior of Eq. 7: mean of -log P(y_i | E(x_i)) over the labeled rows.
+            ce = F.nll_loss(gaussian_class_log_posterior(x_labeled_codes, self.means, self.priors), y_labeled)
+            terms["ce"] = ce
+            loss = loss + self.config.beta * ce
+        terms["loss"] = loss                                                             # Eq. 9
+        return terms
+
+    def training_step(self, batch):
+        # MSE and d^2 over the whole batch (labeled and unlabeled), CE over the labeled part (Section V).
+        x = torch.cat([batch.x_unlabeled, batch.x_labeled])
+        z = self.encoder(x)
+        return self.loss_terms(x, z, z[len(batch.x_unlabeled):], batch.y_labeled)
+
+    def classify(self, x):
+        return gaussian_class_log_posterior(self.encoder(x), self.means, self.priors)  # Eq. 7
+
+    def class_means(self):
+        return self.means.detach()
+
+    def sample(self, classes, generator=None):
+        noise = torch.randn(len(classes), self.config.latent_dim, generator=generator)
+        z = self.means.detach().cpu()[classes] + noise * self.variances.cpu()[classes, None].sqrt()
+        return self.decoder(z.to(self.device))
+
+
+@register("segma")
+class SeGMA(LatentMixtureAutoencoder):
+    """SeGMA (semi-supervised): Gaussian-mixture CWAE with a Gaussian classifier on the labeled part."""
+
+
+@register("segma-unsup")
+class SeGMAUnsupervised(LatentMixtureAutoencoder):
+    """SeGMA without labels (beta = 0): a K-component Gaussian-mixture CWAE (Table I)."""
+    has_classifier = False  # components are not tied to classes
+
+    @classmethod
+    def default_config(cls, spec):
+        config = super().default_config(spec)
+        config.beta = 0.0
+        config.uniform_priors = True
+        return config
+
+    def draw_classes(self, num_samples, generator=None):
+        return torch.multinomial(self.priors.double().cpu(), num_samples, replacement=True, generator=generator)

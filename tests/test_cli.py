@@ -1,0 +1,113 @@
+"""The command line (cli.py) through click's CliRunner: listings, one-line errors, --set, a tiny training run."""
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import cli as cli_module
+import datasets
+import methods
+from cli import cli, default_run_dir, parse_settings
+
+
+@pytest.fixture
+def fake_cli_dataset(monkeypatch, make_fake):
+    """A registered dataset name the CLI can load, backed by the tiny fake dataset."""
+    monkeypatch.setitem(datasets.DATASETS, "fake-cli", lambda root, cache_dir: make_fake(name="fake-cli"))
+    return "fake-cli"
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
+
+
+def test_methods_lists_the_builtins_with_descriptions():
+    result = invoke("methods")
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    for name in ("segma", "segma-unsup", "cwae"):
+        description = methods.describe(methods.get_method(name))
+        assert len(description) > 20
+        assert lines[name].split(None, 1)[1].strip() == description
+    assert "Cramer-Wold" in lines["cwae"] and "labels" in lines["segma-unsup"]
+
+
+def test_train_unknown_method_is_one_line(fake_cli_dataset):
+    result = invoke("train", "--method", "no-such-method", "--dataset", fake_cli_dataset)
+    err = assert_one_line_error(result, "UnknownNameError", "'no-such-method'", "segma", "--plugin")
+    assert err.startswith("Error:")
+
+
+def test_train_unknown_dataset_is_one_line():
+    result = invoke("train", "--method", "segma", "--dataset", "no-such-data")
+    assert_one_line_error(result, "UnknownNameError", "'no-such-data'", "mnist", "svhn", "celeba")
+
+
+def test_train_missing_data_is_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("train", "--method", "segma", "--dataset", "mnist", "--data-root", str(empty))
+    assert_one_line_error(result, "DataNotFoundError", "--data-root", "SEGMA_DATA_ROOT")
+
+
+def test_train_unknown_setting_is_one_line(fake_cli_dataset):
+    result = invoke("train", "--method", "segma", "--dataset", fake_cli_dataset, "--set", "no_such=1")
+    assert_one_line_error(result, "ValueError", "no_such", "learning_rate")
+
+
+def test_set_parsing():
+    settings = parse_settings(["learning_rate=1e-3", "hidden=[32,32]", "architecture=mlp", "learn_means=false",
+                               "num_components=4", "name=a=b"])
+    assert settings == {"learning_rate": 1e-3, "hidden": (32, 32), "architecture": "mlp", "learn_means": False,
+                        "num_components": 4, "name": "a=b"}
+    assert isinstance(settings["hidden"], tuple) and isinstance(settings["num_components"], int)
+    with pytest.raises(click.BadParameter, match="key=value"):
+        parse_settings(["learning_rate"])
+    result = invoke("train", "--method", "segma", "--dataset", "mnist", "--set", "oops")
+    assert result.exit_code == 2 and "key=value" in result.output
+
+
+def test_default_run_dir_depends_on_the_settings():
+    plain = default_run_dir("segma", "mnist", 3, {})
+    assert plain.as_posix() == "runs/mnist/segma/seed3"
+    a = default_run_dir("segma", "mnist", 3, {"learning_rate": 1e-3})
+    b = default_run_dir("segma", "mnist", 3, {"learning_rate": 2e-3})
+    assert a != b and a != plain and a == default_run_dir("segma", "mnist", 3, {"learning_rate": 1e-3})
+    assert default_run_dir("segma", "mnist", 0, {"x": 1, "y": 2}) == default_run_dir("segma", "mnist", 0, {"y": 2, "x": 1})
+
+
+def test_train_and_resume_through_the_cli(tmp_path, fake_cli_dataset):
+    args = ["train", "--method", "segma", "--dataset", fake_cli_dataset, "--set", "hidden=[16]",
+            "--set", "learning_rate=0.001"]
+    first = invoke(*args, "--epochs", "1")
+    assert first.exit_code == 0, first.output
+    assert "1 epochs, test error" in first.stdout
+    run_dir = cli_module.RUNS_DIR / fake_cli_dataset
+    (folder,) = list(run_dir.iterdir())
+    assert folder.name.startswith("segma-") and (folder / "seed0" / "checkpoint.pt").is_file()
+    second = invoke(*args, "--epochs", "2")  # same settings: resumes (a tuple setting must not look different)
+    assert second.exit_code == 0, second.output
+    metrics = json.loads((folder / "seed0" / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 2
+    assert "resumed from the end of epoch 1" in (folder / "seed0" / "train.log").read_text()
+    # a corrupt checkpoint is one clear line, and stays where it is
+    (folder / "seed0" / "checkpoint.pt").write_bytes(b"garbage")
+    result = invoke(*args, "--epochs", "3")
+    assert_one_line_error(result, "CheckpointError", "checkpoint.pt")
+    assert (folder / "seed0" / "checkpoint.pt").read_bytes() == b"garbage"
+
+
+def test_missing_plugin_file_is_one_line(tmp_path):
+    result = invoke("--plugin", str(tmp_path / "nope.py"), "methods")
+    assert_one_line_error(result, "nope.py", "does not exist")

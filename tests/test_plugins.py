@@ -1,0 +1,200 @@
+"""Method plugins: a file with @register loads via methods.load_plugin, --plugin and SEGMA_PLUGINS, and trains
+through the same loop as the built-in methods. Also the shipped example, examples/my_method.py."""
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import datasets
+import methods
+from cli import cli
+from methods.base import Batch, DataSpec
+from training import RunSpec, load_trained, train
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_method.py"
+
+PLUGIN_SOURCE = '''
+"""A toy plugin written by tests/test_plugins.py."""
+import math
+import torch
+from torch import nn
+from methods import GenerativeMethod, MethodConfig, register
+
+
+@register("{name}")
+class ToyLinearAutoencoder(GenerativeMethod):
+    """Toy plugin: a linear auto-encoder with a sigmoid output."""
+    has_classifier = False
+
+    def __init__(self, config, spec):
+        super().__init__(config, spec)
+        pixels = math.prod(spec.image_shape)
+        self.enc = nn.Linear(pixels, 4)
+        self.dec = nn.Linear(4, pixels)
+
+    def encode(self, x):
+        return self.enc(x.flatten(1))
+
+    def decode(self, code):
+        return torch.sigmoid(self.dec(code)).reshape(len(code), *self.spec.image_shape)
+
+    def training_step(self, batch):
+        x = torch.cat([batch.x_unlabeled, batch.x_labeled])
+        mse = (self.decode(self.encode(x)) - x).flatten(1).pow(2).sum(1).mean()
+        return {{"loss": mse, "mse": mse}}
+
+    def sample(self, classes, generator=None):
+        return self.decode(torch.randn(len(classes), 4, generator=generator))
+'''
+
+
+@pytest.fixture(autouse=True)
+def restore_registry():
+    """Plugins register globally; each test starts and ends with the registry it found."""
+    methods_before, modules_before = dict(methods.METHODS), set(sys.modules)
+    yield
+    methods.METHODS.clear()
+    methods.METHODS.update(methods_before)
+    for name in set(sys.modules) - modules_before:
+        if name.startswith("segma_plugin_"):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def plugin_file(tmp_path):
+    """(path, method name) of a freshly written plugin with a name no other test uses."""
+    name = f"toy-plugin-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "plugins" / f"toy_{name.replace('-', '_')}.py"
+    path.parent.mkdir()
+    path.write_text(PLUGIN_SOURCE.format(name=name))
+    return path, name
+
+
+def listed(result):
+    assert result.exit_code == 0, result.output
+    return {line.split()[0]: line.split(None, 1)[1] for line in result.stdout.splitlines() if line.strip()}
+
+
+def test_load_plugin_registers_the_method(plugin_file):
+    path, name = plugin_file
+    assert name not in methods.METHODS
+    module = methods.load_plugin(path)
+    cls = methods.get_method(name)
+    assert cls is module.ToyLinearAutoencoder and cls.name == name
+    assert methods.describe(cls) == "Toy plugin: a linear auto-encoder with a sigmoid output."
+    assert methods.load_plugin(path) is module          # loading the same file again is a no-op
+    assert methods.get_method(name) is cls
+
+
+def test_cli_plugin_option(plugin_file):
+    path, name = plugin_file
+    assert name not in listed(CliRunner().invoke(cli, ["methods"]))
+    names = listed(CliRunner().invoke(cli, ["--plugin", str(path), "methods"]))
+    assert names[name] == "Toy plugin: a linear auto-encoder with a sigmoid output."
+    assert {"segma", "segma-unsup", "cwae"} <= set(names)
+
+
+def test_plugins_environment_variable(plugin_file, tmp_path):
+    path, name = plugin_file
+    second = tmp_path / "second.py"
+    second_name = name + "-b"
+    second.write_text(PLUGIN_SOURCE.format(name=second_name))
+    env = {"SEGMA_PLUGINS": os.pathsep.join([str(path), str(second)])}
+    names = listed(CliRunner().invoke(cli, ["methods"], env=env))
+    assert name in names and second_name in names
+    # named both in the environment and with --plugin: loaded once, no "already registered" error
+    names = listed(CliRunner().invoke(cli, ["--plugin", str(path), "methods"], env=env))
+    assert name in names
+
+
+def test_a_plugin_cannot_take_a_builtin_name(tmp_path):
+    path = tmp_path / "clash.py"
+    path.write_text(PLUGIN_SOURCE.format(name="segma"))
+    for _ in range(2):  # a failed import is not remembered as loaded
+        with pytest.raises(ValueError, match="already registered"):
+            methods.load_plugin(path)
+    assert methods.get_method("segma").__module__ == "methods.segma"
+
+
+def test_plugin_trains_through_the_shared_loop(plugin_file, tmp_path, fake_data):
+    path, name = plugin_file
+    methods.load_plugin(path)
+    run_dir = tmp_path / "run"
+    metrics = train(RunSpec(method=name, dataset="fake", epochs=4, progress=False,
+                            overrides={"learning_rate": 3e-3}), run_dir, data=fake_data)
+    assert metrics["epochs_completed"] == 4 and metrics["test_error"] is None  # no classifier
+    history = metrics["history"]
+    assert history[-1]["loss"] < 0.9 * history[0]["loss"]
+    assert {"checkpoint.pt", "config.json", "labeled_indices.json", "metrics.json", "train.log"} <= \
+        {p.name for p in run_dir.iterdir()}
+    assert json.loads((run_dir / "config.json").read_text())["run"]["method"] == name
+    _, _, method = load_trained(run_dir, data=fake_data)
+    assert type(method).name == name
+
+
+def test_plugin_trains_through_the_cli(plugin_file, tmp_path, monkeypatch, make_fake):
+    path, name = plugin_file
+    monkeypatch.setitem(datasets.DATASETS, "fake-plugin", lambda root, cache: make_fake(name="fake-plugin"))
+    result = CliRunner().invoke(cli, ["--plugin", str(path), "train", "--method", name, "--dataset", "fake-plugin",
+                                      "--epochs", "2", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "2 epochs" in result.stdout and "test error" not in result.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+# ---- the shipped example ----------------------------------------------------------------------------------
+def test_example_plugin_loads_and_is_listed():
+    assert EXAMPLE.is_file()
+    names = listed(CliRunner().invoke(cli, ["--plugin", str(EXAMPLE), "methods"]))
+    assert "my-method" in names and "Example plugin" in names["my-method"]
+
+
+def test_example_plugin_interface():
+    methods.load_plugin(EXAMPLE)
+    spec = DataSpec(dataset="toy", image_shape=(1, 6, 6), num_classes=3, class_priors=(0.5, 0.25, 0.25),
+                    num_train=30, num_labeled=6)
+    torch.manual_seed(0)
+    model = methods.get_method("my-method").build(spec, {"hidden": 16, "beta": 2.0})
+    assert model.config.beta == 2.0 and model.config.learning_rate == 1e-3
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(x_unlabeled=torch.rand(8, 1, 6, 6, generator=g), x_labeled=torch.rand(6, 1, 6, 6, generator=g),
+                  y_labeled=torch.tensor([0, 1, 2, 0, 1, 2]))
+    terms = model.training_step(batch)
+    expected = terms["mse"] + terms["prior"] + 2.0 * terms["ce"]
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    with torch.no_grad():
+        log_post = model.classify(batch.x_labeled)
+        assert log_post.shape == (6, 3)
+        assert torch.allclose(log_post.exp().sum(1), torch.ones(6), atol=1e-5)
+        images = model.sample(torch.tensor([0, 2, 2]), generator=g)
+        assert images.shape == (3, 1, 6, 6) and images.min() >= 0 and images.max() <= 1
+        assert model.decode(model.encode(batch.x_labeled)).shape == batch.x_labeled.shape
+    assert model.class_means().shape == (3, 8)
+    # the build of another dataset picks its own default
+    svhn = DataSpec(dataset="svhn", image_shape=(3, 32, 32), num_classes=10, class_priors=(0.1,) * 10,
+                    num_train=100, num_labeled=10)
+    assert methods.get_method("my-method").default_config(svhn).latent_dim == 32
+
+
+def test_example_plugin_learns_the_fake_classes(tmp_path, fake_data):
+    methods.load_plugin(EXAMPLE)
+    metrics = train(RunSpec(method="my-method", dataset="fake", epochs=6, progress=False,
+                            overrides={"hidden": 32, "learning_rate": 3e-3}), tmp_path / "run", data=fake_data)
+    history = metrics["history"]
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    assert history[-1]["ce"] < 0.7 * history[0]["ce"]
+    assert history[-1]["prior"] < history[0]["prior"]
+    assert metrics["test_error"] < 0.34  # three classes, 6 labels: well above chance (0.67)
+
+
+def test_docs_walk_through_the_example():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md").read_text()
+    for fragment in ("examples/my_method.py", "@register", "training_step", "--plugin", "SEGMA_PLUGINS",
+                     "reproduce --table", "methods/base.py"):
+        assert fragment in doc, fragment
+    assert doc.count("```") % 2 == 0

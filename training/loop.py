@@ -1,0 +1,207 @@
+"""One readable training loop for every method: batches -> training_step -> backward -> clip -> step.
+
+A run folder holds config.json, labeled_indices.json, checkpoint.pt (end of each epoch), metrics.json
+and train.log. Running the same command again resumes from the last checkpoint."""
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import methods
+from datasets import load_dataset
+from datasets.splits import class_proportions, labeled_indices, save_indices
+from evaluation.classification import test_error
+from methods.base import DataSpec
+from storage import atomic_write_json
+
+from .batches import epoch_batches, steps_per_epoch
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+class RunMismatchError(ValueError):
+    pass
+
+
+@dataclass
+class RunSpec:
+    """What defines a run. Fields after `epochs` do not change the result and may differ on resume."""
+    method: str
+    dataset: str
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)     # method settings, e.g. {"learning_rate": 1e-3}
+    num_labeled: int = 0                               # 0: the dataset protocol's
+    unlabeled_batch_size: int = 0                      # 0: the dataset protocol's
+    labeled_batch_size: int = 0                        # 0: the dataset protocol's
+    epochs: int = 0                                    # 0: the dataset protocol's (the authors' length)
+    data_root: str = None
+    cache_dir: str = None
+    device: str = "auto"
+    progress: bool = True
+
+    IDENTITY = ("method", "dataset", "seed", "overrides", "num_labeled", "unlabeled_batch_size",
+                "labeled_batch_size")
+
+    def identity(self):
+        return {k: getattr(self, k) for k in self.IDENTITY}
+
+
+def pick_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def versions():
+    import torchvision
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
+
+
+def resolve_protocol(spec, data, method_class):
+    """Fill the zeros of `spec` from the dataset protocol (returns a new, complete RunSpec)."""
+    p = data.protocol
+    return RunSpec(**{**asdict(spec),
+                      "num_labeled": spec.num_labeled or p.num_labeled,
+                      "unlabeled_batch_size": spec.unlabeled_batch_size or p.unlabeled_batch_size,
+                      "labeled_batch_size": spec.labeled_batch_size or p.labeled_batch_size,
+                      "epochs": spec.epochs or method_class.paper_epochs(data.name) or p.paper_epochs})
+
+
+def prepare(spec, run_dir, data=None):
+    """Load data, fix the labeled subset, build the method. Used by training and by evaluation."""
+    method_class = methods.get_method(spec.method)  # unknown names fail before any data is read
+    data = data or load_dataset(spec.dataset, spec.data_root, spec.cache_dir)
+    spec = resolve_protocol(spec, data, method_class)
+    labeled_idx = labeled_indices(data.train_labels, spec.num_labeled, spec.seed)
+    data_spec = DataSpec(dataset=data.name, image_shape=data.image_shape, num_classes=data.num_classes,
+                         class_priors=class_proportions(data.train_labels[labeled_idx], data.num_classes),
+                         num_train=len(data.train_images), num_labeled=len(labeled_idx))
+    torch.manual_seed(spec.seed)  # network initialisation
+    method = method_class.build(data_spec, spec.overrides).to(pick_device(spec.device))
+    return spec, data, labeled_idx, method
+
+
+def check_same_run(run_dir, spec):
+    saved = json.loads((run_dir / "config.json").read_text())["run"]
+    now = json.loads(json.dumps(spec.identity(), default=str))  # as config.json stores it: tuples become lists
+    mismatched = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
+    if mismatched:
+        raise RunMismatchError(
+            f"{run_dir} holds a different run ({', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in mismatched.items())}). "
+            "Use another --run-dir, or remove that folder to start over.")
+
+
+def log_line(run_dir, text):
+    with open(run_dir / "train.log", "a") as f:
+        f.write(text + "\n")
+
+
+def evaluate_epoch(method, data):
+    if not method.has_classifier:
+        return None
+    return test_error(method, data.test_images, data.test_labels)
+
+
+def train(spec: RunSpec, run_dir, data=None, on_step=None):
+    """Train (or resume) the run in `run_dir`; returns the metrics dict written to metrics.json.
+
+    `on_step(epoch, step)` is called after each optimiser step (tests use it to simulate a crash)."""
+    run_dir = Path(run_dir)
+    spec, data, labeled_idx, method = prepare(spec, run_dir, data)
+    optimizer = method.configure_optimizer()
+    checkpoint_path = run_dir / "checkpoint.pt"
+    history, start_epoch = [], 0
+    if (run_dir / "config.json").exists():
+        check_same_run(run_dir, spec)
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        method.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start_epoch = state["history"], state["epoch"]
+        log_line(run_dir, f"resumed from the end of epoch {start_epoch}")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", {
+            "run": spec.identity(), "method_config": asdict(method.config), "data_spec": asdict(method.spec),
+            "data_source": data.source, "versions": versions()})
+        save_indices(run_dir / "labeled_indices.json", labeled_idx,
+                     {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx)})
+
+    config = method.config
+    for epoch in range(start_epoch, spec.epochs):
+        method.train()
+        method.on_epoch_start(epoch, optimizer)
+        started = time.time()
+        sums = {}
+        batches = epoch_batches(data, labeled_idx, spec.seed, epoch, spec.unlabeled_batch_size,
+                                spec.labeled_batch_size, method.device)
+        bar = tqdm(batches, total=steps_per_epoch(data, spec.unlabeled_batch_size), disable=not spec.progress,
+                   desc=f"{spec.method}/{spec.dataset} epoch {epoch + 1}/{spec.epochs}", leave=False)
+        for step, batch in enumerate(bar):
+            terms = method.training_step(batch)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch + 1}, step {step}: "
+                    f"{ {k: float(v) for k, v in terms.items()} }. Nothing was saved for this epoch; the "
+                    f"checkpoint of epoch {start_epoch if epoch == start_epoch else epoch} is intact. Try a "
+                    "lower learning rate (--set learning_rate=...) or stronger clipping (--set grad_clip_norm=...).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip_norm)
+            if config.grad_clip_value > 0:
+                torch.nn.utils.clip_grad_value_(method.parameters(), config.grad_clip_value)
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+            if step % 20 == 0:
+                bar.set_postfix({k: f"{v.item():.3g}" for k, v in terms.items()})
+            if on_step is not None:
+                on_step(epoch, step)
+        record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2),
+                  **{k: v / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
+        history.append(record)
+        save_checkpoint(checkpoint_path, method, optimizer, epoch + 1, history)
+        metrics = write_metrics(run_dir, spec, history)
+        log_line(run_dir, json.dumps(record))
+        if spec.progress:
+            err = record["test_error"]
+            tqdm.write(f"epoch {epoch + 1}/{spec.epochs}: loss {record['loss']:.4g}"
+                       + (f", test error {100 * err:.2f}%" if err is not None else "")
+                       + f" ({record['seconds']:.0f} s)")
+    if start_epoch >= spec.epochs:
+        metrics = write_metrics(run_dir, spec, history)
+    return metrics
+
+
+def write_metrics(run_dir, spec, history):
+    last = history[-1] if history else {}
+    metrics = {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
+               "epochs_completed": len(history), "epochs_planned": spec.epochs,
+               "test_error": last.get("test_error"),
+               "train_seconds": round(sum(h["seconds"] for h in history), 1), "history": history}
+    atomic_write_json(Path(run_dir) / "metrics.json", metrics)
+    return metrics
+
+
+def load_trained(run_dir, data=None, device="auto"):
+    """(spec, data, method) of a finished or partial run, weights from its last checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    saved = json.loads((run_dir / "config.json").read_text())["run"]
+    spec = RunSpec(**saved, device=device)
+    spec, data, _, method = prepare(spec, run_dir, data)
+    method.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["model"])
+    method.eval()
+    return spec, data, method
