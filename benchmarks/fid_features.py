@@ -128,13 +128,15 @@ def main():
 
     runs = {
         f"pytorch-fid get_activations on PNGs (num_workers={args.num_workers})":
-            (args.batch_size, lambda: get_activations(files, theirs, args.batch_size, 2048, "cpu", args.num_workers)),
+            (args.batch_size, lambda: get_activations(files, theirs, args.batch_size, 2048, "cpu",
+                                                      args.num_workers)),
         "pytorch-fid model loop, in-memory tensors": (args.batch_size, lambda: pytorch_fid_in_memory(
             theirs, images, args.batch_size)),
         "ours (FeatureExtractor), same batch size": (args.batch_size, lambda: ours_at(args.batch_size)),
     }
     if default_batch != args.batch_size:
-        runs["ours (FeatureExtractor), its default CPU batch size"] = (default_batch, lambda: ours_at(default_batch))
+        runs["ours (FeatureExtractor), its default CPU batch size"] = (default_batch,
+                                                                      lambda: ours_at(default_batch))
 
     times = {name: [] for name in runs}
     features = {}
@@ -148,10 +150,12 @@ def main():
 
     names = list(runs)
     files_name, memory_name, ours_name = names[:3]
+    ours_features = features[ours_name]
     differences = {
-        "ours vs get_activations on the PNGs": np.abs(features[ours_name] - features[files_name]).max(),
-        "ours vs pytorch-fid model loop": np.abs(features[ours_name] - features[memory_name]).max(),
-        f"ours at batch {args.batch_size} vs at batch {default_batch}": np.abs(features[ours_name] - features[names[-1]]).max(),
+        "ours vs get_activations on the PNGs": np.abs(ours_features - features[files_name]).max(),
+        "ours vs pytorch-fid model loop": np.abs(ours_features - features[memory_name]).max(),
+        f"ours at batch {args.batch_size} vs at batch {default_batch}":
+            np.abs(ours_features - features[names[-1]]).max(),
     }
     report = markdown_report(args, description, runs, times, differences, build_ours, build_theirs,
                              load_before, os.getloadavg(), ours.weights_sha256)
@@ -177,7 +181,8 @@ def markdown_report(args, description, runs, times, differences, build_ours, bui
         f"- Building the network: ours {build_ours:.1f} s (hash check, load, batch-norm folding), "
         f"pytorch-fid's {build_theirs:.1f} s.",
         "",
-        "| feature extraction | batch | seconds | images/s | get_activations time / this | model loop time / this |",
+        "| feature extraction | batch | seconds | images/s "
+        "| get_activations time / this | model loop time / this |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, (batch_size, _) in runs.items():

@@ -98,7 +98,8 @@ def reference_key(key, extractor):
     if missing:
         raise ValueError(f"reference statistics key lacks {missing}; required: {list(REQUIRED_KEY_FIELDS)}")
     if key.get("weights_sha256", extractor.weights_sha256) != extractor.weights_sha256:
-        raise ValueError(f"key names weights {key['weights_sha256']}, the extractor uses {extractor.weights_sha256}")
+        raise ValueError(f"key names weights {key['weights_sha256']}, "
+                         f"the extractor uses {extractor.weights_sha256}")
     return {**key, "weights_sha256": extractor.weights_sha256, "key_version": CACHE_KEY_VERSION}
 
 

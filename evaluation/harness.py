@@ -11,7 +11,7 @@ import torch
 from datasets.base import to_float
 
 from .classification import test_error
-from .fid import activation_statistics, cached_reference_statistics, frechet_distance
+from .fid import activation_statistics, cached_reference_statistics, fid_protocol, frechet_distance
 from .latent_ops import interpolate
 
 REFERENCE_SPLIT = "train"
@@ -57,11 +57,10 @@ def real_subset(data, split, num_images, seed=REFERENCE_SEED):
 def real_statistics(data, split, num_images, extractor, cache_dir):
     """Cached statistics of real images; the key covers everything that changes them."""
     size = min(num_images, len(data.train_images if split == "train" else data.test_images))
-    key = {"dataset": data.name, "split": split, "num_images": size, "subset_seed": REFERENCE_SEED,
+    key = {"dataset": data.name, "split": split, "num_samples": size, "subset_seed": REFERENCE_SEED,
            "split_size": len(data.train_images if split == "train" else data.test_images),
            "source": {k: v for k, v in data.source.items() if k != "root"},
-           "preprocessing": "uint8 / 255, grey repeated to RGB, pytorch-fid bilinear resize to 299",
-           "weights_sha256": extractor.protocol()["weights_sha256"]}
+           "preprocessing": "uint8 / 255, grey repeated to RGB, pytorch-fid bilinear resize to 299"}
     return cached_reference_statistics(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
 
 
@@ -80,7 +79,7 @@ def evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
     if fid_wanted:
         reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
         floor_stats, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
-        protocol["fid"] = {**extractor.protocol(), "generated_images": fid_samples,
+        protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
                            "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",
                            "floor": f"{floor_size} random {data.name} test images against the reference",
                            "floor_fid": frechet_distance(*floor_stats, *reference)}

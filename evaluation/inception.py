@@ -180,8 +180,9 @@ def _conv_with_batch_norm(conv, bn):
     bias = bn.bias.double() - bn.running_mean.double() * scale
     if conv.bias is not None:
         bias = bias + conv.bias.double() * scale
-    folded = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True)
+    folded = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size,
+                                stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                                groups=conv.groups, bias=True)
     with torch.no_grad():
         folded.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
         folded.bias.copy_(bias)

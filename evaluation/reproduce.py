@@ -26,7 +26,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
     run_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
-    spec = RunSpec(method=method, dataset=dataset, seed=seed, epochs=budget.epochs.get(dataset, 0),
+    overrides = (budget.method_overrides or {}).get(method, {})
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, epochs=budget.epochs.get(dataset, 0), overrides=overrides,
                    device=options["device"], progress=options["progress"])
     training = train(spec, run_dir, data=data)
     spec, data, model = load_trained(run_dir, data=data, device=options["device"])

@@ -56,7 +56,7 @@ def protocol_notes(table, frame, budget):
         if metric != "test_error" and fid:
             line += (f"; FID of {fid['generated_images']} generated images against {fid['reference']}; "
                      f"floor (real against real, same count: {fid['floor']}) = {fid['floor_fid']:.2f}; "
-                     f"Inception weights sha256 {fid['weights_sha256'][:12]}…, pytorch-fid {fid['pytorch_fid']}")
+                     f"Inception weights sha256 {fid['weights_sha256'][:12]}…, pytorch-fid {fid['pytorch_fid_version']}")
             if fid["generated_images"] < 10000:
                 line += ". **Not comparable with the paper's FIDs**, which used 10,000 images: FID is biased " \
                         "upward at small sample counts (compare with the floor)"
@@ -84,7 +84,8 @@ def render(table, results_dir, budget, methods_available, command=None):
     for dataset in DATASETS:
         name = DATASET_TITLES[dataset]
         headers += [f"{name} ours", f"{name} paper", "Δ"]
-    body = tabulate(table_rows(table, stats, methods_available, extra), headers=headers, tablefmt="github")
+    body = tabulate(table_rows(table, stats, methods_available, extra), headers=headers, tablefmt="github",
+                    disable_numparse=True)  # keep our formatting (12.70, +0.30)
     lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
              "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
              "Paper: the SeGMA paper's published value (evaluation/paper_reference.py). "

@@ -338,16 +338,16 @@ def means_markdown(method, data, distances, context):
 def initial_distance_note(method):
     """What the distances were before training (the SeGMA family's initial means, methods/segma.py)."""
     config = method.config
-    if not hasattr(config, "mean_init_scale"):
+    if not hasattr(config, "mean_init_distance"):
         return ""
     from methods.segma import initial_means
     means = method.class_means()
-    start = initial_means(len(means), means.shape[1], config.mean_init_scale).double()
+    start = initial_means(len(means), means.shape[1], config.mean_init_distance).double()
     d = torch.cdist(start, start)
     values = sorted({round(float(v), 4) for v in d[~torch.eye(len(d), dtype=torch.bool)]})
     learned = "learned" if getattr(config, "learn_means", True) else "fixed (learn_means = False)"
     return (f"Before training the means were initialised to distances {', '.join(f'{v:g}' for v in values)} "
-            f"(initial_means with scale {config.mean_init_scale:g}); the means are {learned}.")
+            f"(initial_means with distance {config.mean_init_distance:g}); the means are {learned}.")
 
 
 def make_means(method, data, seed, out_dir, context=None):

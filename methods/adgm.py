@@ -58,6 +58,10 @@ class ADGM(SemiSupervisedVAE):
     def default_config(cls, spec):
         return cls.config_class(**architecture_for(spec.dataset, ADGM_ARCHITECTURES))
 
+    @classmethod
+    def paper_epochs(cls, dataset):
+        return 1000  # the authors' schedule: up to 1000 epochs (reference-settings.md)
+
     def __init__(self, config, spec):
         super().__init__(config, spec)
         if config.eval_samples < 1:

@@ -58,6 +58,11 @@ class M1M2(SemiSupervisedVAE):
     config_class = M1M2Config
 
     @classmethod
+    def paper_epochs(cls, dataset):
+        # M1, then M2's 3000 passes (Kingma et al.)
+        return M2_SETTINGS.get(dataset, TOY_M2_SETTINGS)["m1_epochs"] + 3000
+
+    @classmethod
     def default_config(cls, spec):
         return cls.config_class(**architecture_for(spec.dataset, M1_ARCHITECTURES),
                                 **M2_SETTINGS.get(spec.dataset, TOY_M2_SETTINGS))

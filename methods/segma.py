@@ -13,8 +13,8 @@ from .cramer_wold import gaussian_class_log_posterior, log_cramer_wold, silverma
 from .networks import SEGMA_ARCHITECTURES, architecture_for, autoencoder
 from .registry import register
 
-# Initial mean scale per dataset (the paper is silent; see docs/protocol.md, "Mean initialisation").
-MEAN_INIT_SCALE = {"mnist": 1.0, "svhn": 2.0, "celeba": 1.0}
+# Initial distance between any two means (the paper is silent; docs/protocol.md, "Mean initialisation").
+MEAN_INIT_DISTANCE = 8.5
 
 
 @dataclass
@@ -27,19 +27,23 @@ class SeGMAConfig(MethodConfig):
     num_components: int = 0          # 0: one per class
     learn_means: bool = True         # Section V: the means mu_k are updated by back-propagation
     uniform_priors: bool = False     # False: p_k = class proportions of the labeled set (Section V)
-    mean_init_scale: float = 1.0
+    mean_init_distance: float = MEAN_INIT_DISTANCE
     log_floor: float = 1e-10
     grad_clip_norm: float = 5.0      # authors' code; the paper is silent
 
 
-def initial_means(num_components, latent_dim, scale):
-    """Latent dimension d belongs to component d mod K and is set to `scale` there: for K = D this is
-    mu_k = scale * e_k, well separated and symmetric (the authors' scheme, docs/protocol.md)."""
+def initial_means(num_components, latent_dim, distance):
+    """Latent dimension d belongs to component d mod K (the authors' scheme), with one value chosen so
+    that any two means start `distance` apart: for K = D this is mu_k = (distance / sqrt 2) e_k.
+    A single component sits at the origin. Needs K <= D."""
     means = torch.zeros(num_components, latent_dim)
     if num_components == 1:
         return means
-    for d in range(latent_dim):
-        means[d % num_components, d] = scale
+    if num_components > latent_dim:
+        raise ValueError(f"{num_components} components need a latent dimension of at least that (got {latent_dim})")
+    dims_per_component = latent_dim // num_components  # components own floor(D/K) or more dimensions
+    for d in range(dims_per_component * num_components):
+        means[d % num_components, d] = distance / (2.0 * dims_per_component) ** 0.5
     return means
 
 
@@ -50,16 +54,14 @@ class LatentMixtureAutoencoder(GenerativeMethod):
 
     @classmethod
     def default_config(cls, spec):
-        config = cls.config_class(**architecture_for(spec.dataset, SEGMA_ARCHITECTURES))
-        config.mean_init_scale = MEAN_INIT_SCALE.get(spec.dataset, 1.0)
-        return config
+        return cls.config_class(**architecture_for(spec.dataset, SEGMA_ARCHITECTURES))
 
     def __init__(self, config, spec):
         super().__init__(config, spec)
         self.encoder, self.decoder = autoencoder(spec.image_shape, config.latent_dim, config.hidden,
                                                  config.architecture)
         k = config.num_components or spec.num_classes
-        means = initial_means(k, config.latent_dim, config.mean_init_scale)
+        means = initial_means(k, config.latent_dim, config.mean_init_distance)
         if config.learn_means:
             self.means = torch.nn.Parameter(means)
         else:

@@ -275,3 +275,21 @@ def test_settings_of_the_three_datasets():
             assert (m1m2.hidden, m1m2.latent_dim, m1m2.m2_hidden, m1m2.m2_decoder_hidden,
                     m1m2.m2_latent_dim) == ((300,), 300, (300,), (300, 300), 50)
             assert adgm.latent_dim == 300
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_through_the_training_loop_with_resume(name, tmp_path, fake_data):
+    from training import RunSpec, train
+    overrides = {"eval_samples": 5} if name == "adgm" else {}   # the fake dataset gets toy defaults (1 M1 epoch)
+    run = RunSpec(method=name, dataset="fake", overrides=overrides, epochs=3, progress=False)
+    straight = train(run, tmp_path / "straight", data=fake_data)["history"]
+    train(RunSpec(**{**run.__dict__, "epochs": 2}), tmp_path / "resumed", data=fake_data)
+    resumed = train(run, tmp_path / "resumed", data=fake_data)["history"]
+    first_keys = {"loss", "m1_rec", "m1_kl"} if name == "m1m2" else {"loss", "elbo_u", "elbo_l", "ce"}
+    assert first_keys <= straight[0].keys() and {"elbo_u", "elbo_l", "ce"} <= straight[-1].keys()
+    assert all(0 <= h["test_error"] <= 1 for h in straight)
+    state = [torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["model"] for d in ("straight", "resumed")]
+    assert state[0].keys() == state[1].keys()
+    for key in state[0]:   # M1+M2's kept dims (a buffer) and the phase survive the resume
+        assert torch.equal(state[0][key], state[1][key]), key
+    assert [h["loss"] for h in resumed] == [h["loss"] for h in straight]

@@ -43,6 +43,15 @@ def test_methods_lists_the_builtins_with_descriptions():
     assert "Cramer-Wold" in lines["cwae"] and "labels" in lines["segma-unsup"]
 
 
+def test_get_method_unknown_name_lists_the_registered_ones():
+    with pytest.raises(methods.UnknownNameError) as info:
+        methods.get_method("no-such-method")
+    message = str(info.value)
+    assert "'no-such-method'" in message and "segma-unsup" in message and "cwae" in message
+    assert "--plugin" in message and "SEGMA_PLUGINS" in message
+    assert isinstance(info.value, KeyError) and not message.startswith('"')
+
+
 def test_train_unknown_method_is_one_line(fake_cli_dataset):
     result = invoke("train", "--method", "no-such-method", "--dataset", fake_cli_dataset)
     err = assert_one_line_error(result, "UnknownNameError", "'no-such-method'", "segma", "--plugin")

@@ -292,7 +292,8 @@ def test_reference_statistics_are_cached_on_disk(tmp_path):
         np.testing.assert_array_equal(computed, cached)
     expected = activation_statistics(FakeExtractor()(mnist_like(8)))
     np.testing.assert_allclose(first[1], expected[1], rtol=1e-12)
-    assert [p.name for p in tmp_path.iterdir()] == [reference_cache_path(tmp_path, reference_key(KEY, FakeExtractor())).name]
+    expected_file = reference_cache_path(tmp_path, reference_key(KEY, FakeExtractor()))
+    assert list(tmp_path.iterdir()) == [expected_file]  # no temporary file left behind
 
 
 @pytest.mark.parametrize("changed_key, extractor", [

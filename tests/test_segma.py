@@ -153,18 +153,22 @@ def test_priors_are_the_labeled_class_proportions_and_means_are_learned():
     assert not torch.equal(before, model.means.detach())
 
 
-def test_initial_means_are_separated_and_symmetric():
-    means = initial_means(3, 10, 2.0)
-    assert means.shape == (3, 10)
-    # latent dimension d belongs to component d mod 3
-    assert means[0].nonzero().flatten().tolist() == [0, 3, 6, 9]
-    assert means[1].nonzero().flatten().tolist() == [1, 4, 7]
-    assert torch.all(means[means != 0] == 2.0)
-    d = torch.cdist(means, means)
-    assert d[~torch.eye(3, dtype=torch.bool)].min() > 2.0
-    ten = initial_means(10, 10, 1.0)
-    assert torch.equal(ten, torch.eye(10))
-    assert torch.equal(initial_means(1, 10, 5.0), torch.zeros(1, 10))
+def test_initial_means_are_equidistant_and_symmetric():
+    for k, d, distance in ((3, 10, 2.0), (10, 10, 8.5), (4, 20, 5.0), (2, 3, 1.0)):
+        means = initial_means(k, d, distance)
+        assert means.shape == (k, d)
+        pairwise = torch.cdist(means.double(), means.double())
+        off = pairwise[~torch.eye(k, dtype=torch.bool)]
+        assert torch.allclose(off, torch.full_like(off, distance), rtol=1e-6), (k, d, off)
+        assert torch.allclose(means.norm(dim=1), torch.full((k,), distance / 2 ** 0.5), rtol=1e-6)
+        owners = (means != 0).int()
+        assert owners.sum(0).max() <= 1                      # a latent dimension belongs to one component
+        for c in range(k):                                    # latent dimension j belongs to component j mod K
+            assert all(j % k == c for j in means[c].nonzero().flatten().tolist())
+    assert torch.allclose(initial_means(10, 10, 8.5), (8.5 / 2 ** 0.5) * torch.eye(10))
+    assert torch.equal(initial_means(1, 10, 5.0), torch.zeros(1, 10))  # CWAE: the origin
+    with pytest.raises(ValueError, match="latent dimension"):
+        initial_means(12, 10, 1.0)
 
 
 def test_log_guard_keeps_the_loss_finite_when_d2_is_not_positive(monkeypatch):

@@ -152,9 +152,9 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"non-finite loss at epoch {epoch + 1}, step {step}: "
-                    f"{ {k: float(v) for k, v in terms.items()} }. Nothing was saved for this epoch; the "
-                    f"checkpoint of epoch {start_epoch if epoch == start_epoch else epoch} is intact. Try a "
-                    "lower learning rate (--set learning_rate=...) or stronger clipping (--set grad_clip_norm=...).")
+                    f"{ {k: v.item() for k, v in terms.items()} }. Nothing of this epoch was saved"
+                    + (f"; the checkpoint of epoch {epoch} is intact" if epoch else "") + ". Try a lower "
+                    "learning rate (--set learning_rate=...) or stronger clipping (--set grad_clip_norm=...).")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip_norm > 0:

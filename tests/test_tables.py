@@ -1,0 +1,97 @@
+"""Tables from result JSONs, and `reproduce` end to end on a tiny dataset."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import cli
+import methods
+from datasets.registry import DATASETS
+from evaluation import reproduce as reproduce_module
+from evaluation.results import aggregate, load_records, record_path, write_record
+from evaluation.tables import render
+
+
+def fid_protocol(n=2000):
+    return {"fid": {"generated_images": n, "reference": f"{n} random mnist train images (seed 0)",
+                    "floor": f"{n} random mnist test images against the reference", "floor_fid": 9.5,
+                    "weights_sha256": "3f2fe0d6bd33" + "0" * 52, "pytorch_fid_version": "0.3.0"},
+            "test_error": "argmax of classify() over all 10000 test images"}
+
+
+def write_cell(results, method, dataset, seed, metrics, budget="quick"):
+    write_record(record_path(results, budget, dataset, method, seed), {
+        "method": method, "dataset": dataset, "seed": seed, "budget": budget, "metrics": metrics,
+        "protocol": fid_protocol(), "training": {"epochs": 5, "train_seconds": 60.0},
+        "timing": {"evaluate_sample_fid_seconds": 30.0}})
+
+
+def test_aggregate_gives_mean_and_sample_std(tmp_path):
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10})
+    write_cell(tmp_path, "segma", "mnist", 1, {"test_error": 0.14})
+    stats = aggregate(load_records(tmp_path, "quick"))
+    row = stats[(stats.method == "segma") & (stats.metric == "test_error")].iloc[0]
+    assert row["mean"] == pytest.approx(0.12) and row["std"] == pytest.approx(0.0282842712) and row["n"] == 2
+
+
+def test_table_two_renders_ours_beside_the_paper_with_missing_cells(tmp_path):
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10})
+    write_cell(tmp_path, "segma", "mnist", 1, {"test_error": 0.14})
+    write_cell(tmp_path, "adgm", "mnist", 0, {"test_error": 0.05})
+    text = render(2, tmp_path, "quick", methods_available={"segma", "adgm"}, command="python cli.py x")
+    segma_row = next(line for line in text.splitlines() if "| segma" in line)
+    assert "12.00 ± 2.83 (n=2)" in segma_row and "12.70" in segma_row and "-0.70" in segma_row
+    adgm_row = next(line for line in text.splitlines() if "| adgm" in line)
+    assert "5.00 (n=1)" in adgm_row and "±" not in adgm_row.split("|")[3]
+    m1m2_row = next(line for line in text.splitlines() if "| m1m2" in line)
+    assert "not implemented" in m1m2_row and "17.00" in m1m2_row  # paper value shown even without ours
+    assert "missing" in segma_row  # SVHN and CelebA cells were not run
+    assert "budget `quick`" in text and "Produced by `python cli.py x`" in text
+
+
+def test_table_one_says_small_sample_fids_are_not_comparable(tmp_path):
+    write_cell(tmp_path, "cwae", "mnist", 0, {"sample_fid": 30.0})
+    text = render(1, tmp_path, "quick", methods_available=set(methods.METHODS))
+    assert "Not comparable with the paper's FIDs" in text and "9.50" in text
+    cwae_row = next(line for line in text.splitlines() if "| cwae" in line)
+    assert "30.00 (n=1)" in cwae_row and "+9.24" in cwae_row
+
+
+def test_a_plugin_method_gets_its_own_row(tmp_path):
+    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": 0.5})
+    text = render(2, tmp_path, "quick", methods_available={"my-method"})
+    assert any("plugin" in line and "my-method" in line and "50.00 (n=1)" in line for line in text.splitlines())
+
+
+def test_unknown_table_method_and_budget_are_clear_errors(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli.cli, ["table", "--table", "4", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "unknown table 4" in result.output
+    result = runner.invoke(cli.cli, ["reproduce", "--table", "2", "--method", "nope"])
+    assert result.exit_code == 1 and "unknown method 'nope'" in result.output
+    result = runner.invoke(cli.cli, ["reproduce", "--table", "2", "--budget", "huge"])
+    assert result.exit_code == 1 and "unknown budget 'huge'" in result.output
+    result = runner.invoke(cli.cli, ["reproduce", "--table", "2", "--dataset", "nope"])
+    assert result.exit_code == 1 and "unknown dataset 'nope'" in result.output
+
+
+def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch, make_fake):
+    fake = make_fake(name="toy-repro")
+    monkeypatch.setitem(DATASETS, "toy-repro", lambda root, cache: fake)
+    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
+               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
+               "progress": False}
+    log = []
+    path, text = reproduce_module.reproduce(2, ["toy-repro"], ["segma", "cwae"], 2, "quick", options,
+                                            "python cli.py reproduce --table 2", log=log.append)
+    records = sorted((tmp_path / "results" / "runs" / "quick").glob("*.json"))
+    assert [p.name for p in records] == ["toy-repro-cwae-seed0.json", "toy-repro-cwae-seed1.json",
+                                         "toy-repro-segma-seed0.json", "toy-repro-segma-seed1.json"]
+    record = json.loads(records[2].read_text())
+    assert 0 <= record["metrics"]["test_error"] <= 1 and record["training"]["epochs"] == 3  # protocol's epochs
+    assert record["versions"]["torch"] and record["config"]["run"]["seed"] == 0
+    assert json.loads(records[0].read_text())["metrics"]["test_error"] is None  # cwae has no classifier
+    assert path == tmp_path / "results" / "table2.md" and path.read_text() == text
+    log.clear()
+    reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", options, "again", log=log.append)
+    assert sum("already in" in line for line in log) == 2
