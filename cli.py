@@ -1,5 +1,4 @@
 """Command line of the SeGMA reproduction suite: `python cli.py --help`."""
-import functools
 import hashlib
 import json
 import os
@@ -11,31 +10,10 @@ import click
 
 import methods
 from methods.registry import UnknownNameError
+from user_errors import user_errors
 
 PLUGINS_ENV = "SEGMA_PLUGINS"
 RUNS_DIR = Path("runs")
-
-
-def user_errors(command):
-    """Known failures (bad names, missing data or weights, corrupt checkpoints, NaN losses) become one
-    clear line and exit status 1 instead of a traceback."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from datasets import DataNotFoundError
-        from methods.base import OperationNotSupported
-        from training import CheckpointError, NonFiniteLossError, RunMismatchError
-        known = (UnknownNameError, DataNotFoundError, CheckpointError, NonFiniteLossError, RunMismatchError,
-                 OperationNotSupported, FileNotFoundError, ValueError)
-        try:
-            from evaluation.inception import FIDWeightsError
-            known += (FIDWeightsError,)
-        except ImportError:
-            pass
-        try:
-            return command(*args, **kwargs)
-        except known as error:
-            raise click.ClickException(f"{type(error).__name__}: {error}") from error
-    return wrapper
 
 
 def parse_settings(pairs):

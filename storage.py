@@ -1,4 +1,5 @@
 """Atomic writes: a file is either the old version or the complete new one, never half written."""
+import io
 import json
 import os
 from pathlib import Path
@@ -18,8 +19,15 @@ def _replace_via_tmp(path, write):
             tmp.unlink()
 
 
+def _write_synced(tmp, data):
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
+
+
 def atomic_write_text(path, text):
-    _replace_via_tmp(path, lambda tmp: tmp.write_text(text))
+    _replace_via_tmp(path, lambda tmp: _write_synced(tmp, text.encode()))
 
 
 def atomic_write_json(path, obj):
@@ -27,4 +35,8 @@ def atomic_write_json(path, obj):
 
 
 def atomic_torch_save(obj, path):
-    _replace_via_tmp(path, lambda tmp: torch.save(obj, tmp))
+    def write(tmp):
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        _write_synced(tmp, buffer.getvalue())
+    _replace_via_tmp(path, write)

@@ -85,9 +85,13 @@ def load_celeba(root, cache_dir):
             f"{len(absent)} CelebA images listed in list_eval_partition.txt (e.g. {absent[0]})",
             folder / "img_align_celeba", "The partition file and the image folder must match."))
     cache_file = Path(cache_dir) / f"celeba-{cache_key(folder, filenames)}.pt"
+    images = None
     if cache_file.is_file():
-        images = torch.load(cache_file)
-    else:
+        try:
+            images = torch.load(cache_file)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            images = None
+    if images is None:
         from tqdm import tqdm
         images = torch.stack([preprocess(folder / "img_align_celeba" / f)
                               for f in tqdm(filenames, desc="CelebA: decode and crop (cached once)")])

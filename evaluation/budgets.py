@@ -15,16 +15,13 @@ class Budget:
     epochs: dict            # dataset -> epochs for every method; empty: each method's own paper length
     fid_samples: int        # generated images per FID, and real images in the reference set
     default_seeds: int
-    description: str
     method_overrides: dict = None  # method -> settings that keep a staged method sensible at this length
 
 
 BUDGETS = {
     "quick": Budget("quick", epochs={"mnist": 5, "svhn": 1, "celeba": 5}, fid_samples=2000, default_seeds=2,
-                    description="quick: {epochs} epochs per method, FID on {fid} generated vs {fid} real images",
                     method_overrides={"m1m2": {"m1_epochs": 2}}),
-    "paper": Budget("paper", epochs={}, fid_samples=10000, default_seeds=3,
-                    description="paper: the authors' training length, FID on {fid} generated vs {fid} real images"),
+    "paper": Budget("paper", epochs={}, fid_samples=10000, default_seeds=3),
 }
 
 
@@ -34,6 +31,3 @@ def get_budget(name):
         raise UnknownNameError(f"unknown budget {name!r}; budgets: {', '.join(BUDGETS)}")
     return BUDGETS[name]
 
-
-def describe_budget(budget, dataset, epochs):
-    return budget.description.format(epochs=epochs, fid=budget.fid_samples)

@@ -11,8 +11,9 @@ import torch
 from datasets.base import to_float
 
 from .classification import test_error
-from .fid import activation_statistics, cached_reference_statistics, fid_protocol, frechet_distance
+from .fid import cached_reference_statistics, fid_from_images, fid_protocol, frechet_distance
 from .latent_ops import interpolate
+from .results import METRICS
 
 REFERENCE_SPLIT = "train"
 REFERENCE_SEED = 0  # the reference subset is the same for every method and seed
@@ -64,13 +65,21 @@ def real_statistics(data, split, num_images, extractor, cache_dir):
     return cached_reference_statistics(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
 
 
-def fid_against_reference(images, reference, extractor):
-    mu, sigma = activation_statistics(extractor(images))
-    return frechet_distance(mu, sigma, *reference)
-
-
 def evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
-    """The metrics in `wanted` (test_error, sample_fid, interpolation_fid) and their protocol."""
+    """The metrics in `wanted` (test_error, sample_fid, interpolation_fid) and their protocol.
+
+    Every random draw, including a method's own (ADGM samples a in classify and encode), comes from
+    `seed`, in a forked RNG that leaves the caller's state alone."""
+    unknown = set(wanted) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; metrics: {', '.join(METRICS)}")
+    devices = [method.device.index] if method.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed)
+
+
+def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
     metrics, protocol = {}, {"eval_seed": seed}
     if "test_error" in wanted:
         metrics["test_error"] = test_error(method, data.test_images, data.test_labels) if method.has_classifier else None
@@ -84,8 +93,8 @@ def evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
                            "floor": f"{floor_size} random {data.name} test images against the reference",
                            "floor_fid": frechet_distance(*floor_stats, *reference)}
     if "sample_fid" in fid_wanted:
-        metrics["sample_fid"] = fid_against_reference(generated_samples(method, fid_samples, seed), reference, extractor)
+        metrics["sample_fid"] = fid_from_images(generated_samples(method, fid_samples, seed), *reference, extractor)
     if "interpolation_fid" in fid_wanted:
         images = interpolation_samples(method, data.test_images, fid_samples, seed)
-        metrics["interpolation_fid"] = fid_against_reference(images, reference, extractor)
+        metrics["interpolation_fid"] = fid_from_images(images, *reference, extractor)
     return metrics, protocol

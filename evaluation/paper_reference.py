@@ -35,9 +35,3 @@ PAPER_TABLES = {
 
 DATASETS = ("mnist", "svhn", "celeba")
 
-
-def paper_value(table, method, dataset):
-    for (_, name), values in PAPER_TABLES[table]["rows"]:
-        if name == method:
-            return values.get(dataset)
-    return None

@@ -2,11 +2,12 @@
 
 Finished work is never redone: a trained run is resumed or skipped, and a metric already in a cell's
 JSON is not recomputed. Interrupt at any point and run the same command again."""
+import json
 import time
 from pathlib import Path
 
 import methods
-from datasets import load_dataset
+from datasets import get_loader, load_dataset
 from training import RunSpec, load_trained, train
 
 from .budgets import get_budget
@@ -19,13 +20,23 @@ def table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
 
+def trained_further(run_dir, record, metric):
+    """True when the run has more epochs than the checkpoint a stored metric was computed from (its
+    metric is then stale). A deleted run folder keeps the stored results."""
+    metrics_file = Path(run_dir) / "metrics.json"
+    if not metrics_file.exists():
+        return False
+    epochs = json.loads(metrics_file.read_text())["epochs_completed"]
+    return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
+
+
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
     path = record_path(options["results_dir"], budget.name, dataset, method, seed)
     record = read_record(path) or {}
-    if metric in record.get("metrics", {}):
+    run_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
+    if metric in record.get("metrics", {}) and not trained_further(run_dir, record, metric):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
-    run_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
     overrides = (budget.method_overrides or {}).get(method, {})
     spec = RunSpec(method=method, dataset=dataset, seed=seed, epochs=budget.epochs.get(dataset, 0), overrides=overrides,
                    device=options["device"], progress=options["progress"])
@@ -36,9 +47,11 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     started = time.time()
     metrics, protocol = evaluate(model, data, {metric}, budget.fid_samples, extractor, options["cache_dir"], seed)
     record.setdefault("metrics", {}).update(metrics)
+    record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
     record.setdefault("protocol", {}).update(protocol)
     record.update({
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
+        "data_source": data.source,
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
                      "test_error_by_epoch": [h["test_error"] for h in training["history"]]},
@@ -55,7 +68,9 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     metric = PAPER_TABLES[table]["metric"]
     method_names = list(method_names) or table_methods(table)
     for name in method_names:
-        methods.get_method(name)  # fail on an unknown name before any training
+        methods.get_method(name)  # fail on unknown names before any training
+    for dataset in datasets:
+        get_loader(dataset)
     seeds = seeds or budget.default_seeds
     started = time.time()
     extractor = {}  # built once, on first use

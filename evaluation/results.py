@@ -18,7 +18,12 @@ def record_path(results_dir, budget, dataset, method, seed):
 
 def read_record(path):
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"result file {path} is not valid JSON ({error}); delete it to recompute that cell") from error
 
 
 def write_record(path, record):
@@ -45,12 +50,13 @@ def load_records(results_dir, budget):
     """Long-form frame: one row per (dataset, method, seed, metric) with its value and the record."""
     rows = []
     for path in sorted((Path(results_dir) / "runs" / budget).glob("*.json")):
-        record = json.loads(path.read_text())
+        record = read_record(path)
         for metric in METRICS:
-            value = record.get("metrics", {}).get(metric)
-            if value is not None:
+            if metric in record.get("metrics", {}):  # None (e.g. no classifier) becomes NaN: shown as n/a
+                value = record["metrics"][metric]
                 rows.append({"dataset": record["dataset"], "method": record["method"], "seed": record["seed"],
-                             "metric": metric, "value": float(value), "record": record})
+                             "metric": metric, "value": float("nan") if value is None else float(value),
+                             "record": record})
     return pd.DataFrame(rows, columns=["dataset", "method", "seed", "metric", "value", "record"])
 
 

@@ -27,7 +27,9 @@ def table_rows(table, stats, methods_available, extra_methods):
         row = [variant, method]
         for dataset in DATASETS:
             cell = stats[(stats.metric == metric) & (stats.method == method) & (stats.dataset == dataset)]
-            if not cell.empty:
+            if not cell.empty and cell.iloc[0]["n"] == 0:
+                ours, ours_value = "n/a", None  # evaluated, but the method cannot produce this metric
+            elif not cell.empty:
                 c = cell.iloc[0]
                 ours = format_value(c["mean"], c["std"], int(c["n"]), percent)
                 ours_value = c["mean"] * (100.0 if percent else 1.0)
@@ -89,7 +91,8 @@ def render(table, results_dir, budget, methods_available, command=None):
     lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
              "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
              "Paper: the SeGMA paper's published value (evaluation/paper_reference.py). "
-             "`missing`: implemented but not run at this budget; `not implemented`: no such method in the suite.",
+             "`missing`: implemented but not run at this budget; `not implemented`: no such method in the suite; "
+             "`n/a`: the method cannot give this metric (no classifier).",
              "", "Protocol:", *protocol_notes(table, frame, budget)]
     if not frame.empty:
         lines += ["", compute_note(frame, table)]

@@ -1,26 +1,13 @@
 """`python cli.py figures`: the paper's figures from a run folder, or the comparison figures across runs."""
-import functools
 import json
 import shlex
 from pathlib import Path
 
 import click
 
+from user_errors import user_errors
+
 from .make import KINDS, TABLE_KINDS
-
-
-def figure_errors(command):
-    """Known failures become one line (click.ClickException) instead of a traceback."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from methods.base import OperationNotSupported
-        from methods.registry import UnknownNameError
-        from training import CheckpointError
-        try:
-            return command(*args, **kwargs)
-        except (OperationNotSupported, FileNotFoundError, UnknownNameError, CheckpointError) as error:
-            raise click.ClickException(f"{type(error).__name__}: {error}") from error
-    return wrapper
 
 
 def command_line(params):
@@ -53,7 +40,7 @@ def command_line(params):
 @click.option("--dataset", help="With --table-figures: the dataset whose runs are compared.")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="With --table-figures: where to look for run folders (by their config.json).")
-@figure_errors
+@user_errors
 def figures_command(run_dir, kind, seed, out_dir, data_root, cache_dir, device, table_figures, dataset, runs_root):
     """Figures of Section VI (Figs. 3-8) and the learned class structure (Section V) as PNG grids with
     captions (.txt): samples per class, interpolation, style transfer (Eq. 10), class intensity (Eq. 11),

@@ -123,3 +123,23 @@ def test_real_statistics_key_changes_with_sample_count(fake_data, tmp_path):
     assert (n10, n20, n_all) == (10, 20, len(fake_data.test_images))  # capped at the split size
     assert not np.allclose(mu10, mu20)
     assert len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_evaluate_is_seeded_and_leaves_the_callers_rng_alone(fake_data, tmp_path):
+    spec = DataSpec(dataset="fake", image_shape=fake_data.image_shape, num_classes=3, class_priors=(1 / 3,) * 3,
+                    num_train=len(fake_data.train_images), num_labeled=6)
+    method = get_method("adgm").build(spec, {"eval_samples": 3})  # classify and encode draw the auxiliary a
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = harness.evaluate(method, fake_data, {"test_error", "interpolation_fid"}, 12, StubExtractor(),
+                             tmp_path, seed=7)[0]
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(999)  # another global state must not change a seeded evaluation
+    assert harness.evaluate(method, fake_data, {"test_error", "interpolation_fid"}, 12, StubExtractor(),
+                            tmp_path, seed=7)[0] == first
+
+
+def test_unknown_metric_is_an_error(fake_data, tmp_path):
+    method = LinearCodes(SPEC)
+    with pytest.raises(ValueError, match="unknown metric"):
+        harness.evaluate(method, fake_data, {"fid"}, 10, StubExtractor(), tmp_path, seed=0)

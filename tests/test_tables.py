@@ -95,3 +95,21 @@ def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch
     log.clear()
     reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", options, "again", log=log.append)
     assert sum("already in" in line for line in log) == 2
+
+
+def test_a_metric_the_method_cannot_give_is_shown_as_na(tmp_path):
+    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": None})
+    text = render(2, tmp_path, "quick", methods_available={"my-method"})
+    row = next(line for line in text.splitlines() if "my-method" in line)
+    assert "n/a" in row.split("|")[3]
+
+
+def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 5}))
+    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 3}}
+    assert reproduce_module.trained_further(run_dir, record, "test_error")
+    record["evaluated_at_epoch"]["test_error"] = 5
+    assert not reproduce_module.trained_further(run_dir, record, "test_error")
+    assert not reproduce_module.trained_further(tmp_path / "deleted-run", record, "test_error")

@@ -246,3 +246,9 @@ def test_unlabeled_batches_cover_the_pool_once_per_epoch():
     assert len(set(flat)) == 60 and max(flat) < 65
     with pytest.raises(ValueError, match="smaller than one batch"):
         list(epoch_batches(indexed_dataset(5), labeled[:3], 0, 0, 10, 6, "cpu"))
+
+
+def test_loading_an_untrained_run_says_so(tmp_path):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    with pytest.raises(CheckpointError, match="has not finished an epoch yet"):
+        load_checkpoint(tmp_path / "checkpoint.pt")

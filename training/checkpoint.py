@@ -12,13 +12,25 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path, method, optimizer, epoch, history):
     atomic_torch_save({"model": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                       "history": history, "torch_rng": torch.get_rng_state()}, path)
+                       "history": history, "torch_rng": torch.get_rng_state(),
+                       "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, path)
+
+
+def restore_rng(state):
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+REQUIRED_KEYS = {"model", "optimizer", "epoch", "history", "torch_rng"}
 
 
 def load_checkpoint(path):
+    if not Path(path).exists():
+        raise CheckpointError(f"{path} does not exist: this run has not finished an epoch yet (train it first)")
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=False)
-        if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
+        if not isinstance(state, dict) or not REQUIRED_KEYS <= set(state):
             raise ValueError("not a checkpoint of this suite")
         return state
     except Exception as error:

@@ -4,7 +4,6 @@ A run folder holds config.json, labeled_indices.json, checkpoint.pt (end of each
 and train.log. Running the same command again resumes from the last checkpoint."""
 import json
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,11 +15,12 @@ import methods
 from datasets import load_dataset
 from datasets.splits import class_proportions, labeled_indices, save_indices
 from evaluation.classification import test_error
+from evaluation.results import software_versions
 from methods.base import DataSpec
 from storage import atomic_write_json
 
 from .batches import epoch_batches, steps_per_epoch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -58,11 +58,6 @@ def pick_device(name="auto"):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def versions():
-    import torchvision
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
 
 
 def resolve_protocol(spec, data, method_class):
@@ -105,9 +100,11 @@ def log_line(run_dir, text):
 
 
 def evaluate_epoch(method, data):
+    """Test error after an epoch, drawing from a forked RNG so that evaluating never changes training."""
     if not method.has_classifier:
         return None
-    return test_error(method, data.test_images, data.test_labels)
+    with torch.random.fork_rng(devices=[method.device.index] if method.device.type == "cuda" else []):
+        return test_error(method, data.test_images, data.test_labels)
 
 
 def train(spec: RunSpec, run_dir, data=None, on_step=None):
@@ -125,14 +122,14 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
         state = load_checkpoint(checkpoint_path)
         method.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state)
         history, start_epoch = state["history"], state["epoch"]
         log_line(run_dir, f"resumed from the end of epoch {start_epoch}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", {
             "run": spec.identity(), "method_config": asdict(method.config), "data_spec": asdict(method.spec),
-            "data_source": data.source, "versions": versions()})
+            "data_source": data.source, "versions": software_versions()})
         save_indices(run_dir / "labeled_indices.json", labeled_idx,
                      {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx)})
 
