@@ -173,6 +173,19 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
     click.echo(json.dumps({"run": str(run_dir), "metrics": metrics, "protocol": protocol}, indent=2, default=str))
 
 
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown file; its .json twin "
+              "gets a copy of the run's metrics.json.")
+@user_errors
+def report(run_dir, out):
+    """Write a run's per-epoch training record (test error, loss, time) as markdown and JSON."""
+    from evaluation.run_report import write_run_report
+    path, text = write_run_report(run_dir, out, "python cli.py " + shlex.join(sys.argv[1:]))
+    click.echo(text)
+    click.echo(f"written to {path} and {path.with_suffix('.json')}")
+
+
 from figures.command import figures_command  # noqa: E402
 
 cli.add_command(figures_command)

@@ -54,6 +54,10 @@ def protocol_notes(table, frame, budget):
         epochs = sorted({r["training"]["epochs"] for r in records})
         seeds = sorted({r["seed"] for r in records})
         line = f"- {DATASET_TITLES[dataset]}: budget `{budget}`, {'/'.join(map(str, epochs))} epochs, seeds {seeds}"
+        overrides = sorted({f"{r['method']}: {k}={v}" for r in records
+                            for k, v in r.get("config", {}).get("run", {}).get("overrides", {}).items()})
+        if overrides:
+            line += f" (settings of the budget: {', '.join(overrides)})"
         fid = records[0]["protocol"].get("fid")
         if metric != "test_error" and fid:
             line += (f"; FID of {fid['generated_images']} generated images against {fid['reference']}; "

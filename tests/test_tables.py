@@ -113,3 +113,15 @@ def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path
     record["evaluated_at_epoch"]["test_error"] = 5
     assert not reproduce_module.trained_further(run_dir, record, "test_error")
     assert not reproduce_module.trained_further(tmp_path / "deleted-run", record, "test_error")
+
+
+def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
+    from evaluation.run_report import write_run_report
+    from training import RunSpec, train
+    train(RunSpec("segma", "fake", seed=0, epochs=2, progress=False), tmp_path / "run", data=fake_data)
+    path, text = write_run_report(tmp_path / "run", tmp_path / "out" / "curve.md", "python cli.py report x")
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    for h in history:
+        assert f"| {h['epoch']}       | {100 * h['test_error']:.2f}" in text
+    assert "2 of 2 planned epochs" in text and "Produced by `python cli.py report x`" in text
+    assert json.loads(path.with_suffix(".json").read_text())["history"] == history

@@ -191,13 +191,13 @@ def write_metrics(run_dir, spec, history):
     return metrics
 
 
-def load_trained(run_dir, data=None, device="auto"):
+def load_trained(run_dir, data=None, device="auto", data_root=None, cache_dir=None):
     """(spec, data, method) of a finished or partial run, weights from its last checkpoint."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     saved = json.loads((run_dir / "config.json").read_text())["run"]
-    spec = RunSpec(**saved, device=device)
+    spec = RunSpec(**saved, device=device, data_root=data_root, cache_dir=cache_dir)
     spec, data, _, method = prepare(spec, run_dir, data)
     method.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["model"])
     method.eval()

@@ -1,0 +1,41 @@
+"""A run folder's training record as markdown (and its metrics.json copied beside it), for results/."""
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from storage import atomic_write_json, atomic_write_text
+
+
+def render_run_report(run_dir, command):
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    run = config["run"]
+    history = metrics["history"]
+    rows = [[h["epoch"], "—" if h.get("test_error") is None else f"{100 * h['test_error']:.2f}",
+             f"{h['loss']:.3f}", f"{h['seconds']:.0f}"] for h in history]
+    best = min((h for h in history if h.get("test_error") is not None), key=lambda h: h["test_error"], default=None)
+    lines = [f"# {run['method']} on {run['dataset']}, seed {run['seed']}: training record", "",
+             f"Run folder `{run_dir}`; {metrics['epochs_completed']} of {metrics['epochs_planned']} planned epochs; "
+             f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it.",
+             f"Settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
+             "docs/protocol.md); versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", ""]
+    if best:
+        lines += [f"Last test error {100 * history[-1]['test_error']:.2f}% (epoch {history[-1]['epoch']}); "
+                  f"lowest {100 * best['test_error']:.2f}% (epoch {best['epoch']}). Test error: argmax of the "
+                  "method's class posterior (Eq. 7 for SeGMA) over the whole test set after each epoch.", ""]
+    lines += [tabulate(rows, headers=["epoch", "test error %", "loss", "seconds"], tablefmt="github",
+                       disable_numparse=True), "", f"Produced by `{command}` from the run made by "
+              f"`python cli.py train --method {run['method']} --dataset {run['dataset']} --seed {run['seed']}`"
+              + (" with " + " ".join(f"--set {k}={v}" for k, v in run["overrides"].items()) if run["overrides"] else "")
+              + " (offline add --data-root DIR; the same command again resumes the run)."]
+    return "\n".join(lines) + "\n", metrics
+
+
+def write_run_report(run_dir, out_markdown, command):
+    text, metrics = render_run_report(run_dir, command)
+    out_markdown = Path(out_markdown)
+    atomic_write_text(out_markdown, text)
+    atomic_write_json(out_markdown.with_suffix(".json"), metrics)
+    return out_markdown, text
