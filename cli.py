@@ -111,9 +111,11 @@ def evaluation_options(command):
 @click.option("--budget", default="quick", show_default=True, help="quick or paper (evaluation/budgets.py).")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--recompute", is_flag=True, help="Evaluate every cell again even where its result exists "
+              "(training only what has no run folder here): how a fresh clone reproduces the committed tables.")
 @evaluation_options
 @user_errors
-def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, data_root, cache_dir,
+def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, data_root, cache_dir,
               fid_weights, device):
     """Train and evaluate every missing cell of a paper table, then render results/tableN.md."""
     from datasets import resolve_cache_dir
@@ -123,7 +125,7 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     datasets = DATASETS if "all" in datasets else datasets
     options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
                "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,
-               "results_dir": results_dir, "progress": True}
+               "results_dir": results_dir, "progress": True, "recompute": recompute}
     command = "python cli.py " + shlex.join(sys.argv[1:])
     path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
     click.echo(text)

@@ -1,7 +1,9 @@
 """`reproduce`: train every missing (method, dataset, seed) cell, evaluate it, render the table.
 
 Finished work is never redone: a trained run is resumed or skipped, and a metric already in a cell's
-JSON is not recomputed. Interrupt at any point and run the same command again."""
+JSON is not recomputed (unless --recompute: then every cell is evaluated again, and trained again where
+its run folder is not on this machine, as on a fresh clone). Interrupt at any point and run the same
+command again."""
 import json
 import time
 from pathlib import Path
@@ -34,7 +36,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     path = record_path(options["results_dir"], budget.name, dataset, method, seed)
     record = read_record(path) or {}
     run_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
-    if metric in record.get("metrics", {}) and not trained_further(run_dir, record, metric):
+    if (metric in record.get("metrics", {}) and not options.get("recompute")
+            and not trained_further(run_dir, record, metric)):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
     overrides = (budget.method_overrides or {}).get(method, {})

@@ -95,6 +95,10 @@ def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch
     log.clear()
     reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", options, "again", log=log.append)
     assert sum("already in" in line for line in log) == 2
+    log.clear()
+    reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", {**options, "recompute": True}, "fresh",
+                               log=log.append)
+    assert not any("already in" in line for line in log) and sum("test_error =" in line for line in log) == 2
 
 
 def test_a_metric_the_method_cannot_give_is_shown_as_na(tmp_path):
