@@ -85,7 +85,8 @@ def render(table, results_dir, budget, methods_available, command=None):
     frame = load_records(results_dir, budget)
     stats = aggregate(frame)
     paper_methods = {m for (_, m), _ in PAPER_TABLES[table]["rows"]}
-    extra = sorted(set(frame.method) - paper_methods) if not frame.empty else []
+    metric = PAPER_TABLES[table]["metric"]
+    extra = sorted(set(frame[frame.metric == metric].method) - paper_methods) if not frame.empty else []
     headers = ["Variant", "Model"]
     for dataset in DATASETS:
         name = DATASET_TITLES[dataset]

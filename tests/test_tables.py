@@ -57,10 +57,11 @@ def test_table_one_says_small_sample_fids_are_not_comparable(tmp_path):
     assert "30.00 (n=1)" in cwae_row and "+9.24" in cwae_row
 
 
-def test_a_plugin_method_gets_its_own_row(tmp_path):
+def test_a_plugin_method_gets_its_own_row_only_in_tables_of_its_metrics(tmp_path):
     write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": 0.5})
     text = render(2, tmp_path, "quick", methods_available={"my-method"})
     assert any("plugin" in line and "my-method" in line and "50.00 (n=1)" in line for line in text.splitlines())
+    assert "my-method" not in render(3, tmp_path, "quick", methods_available={"my-method"})
 
 
 def test_unknown_table_method_and_budget_are_clear_errors(tmp_path):
