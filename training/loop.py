@@ -159,14 +159,14 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
             if config.grad_clip_value > 0:
                 torch.nn.utils.clip_grad_value_(method.parameters(), config.grad_clip_value)
             optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item()
+            for k, v in terms.items():  # summed on the device: no per-step sync per term
+                sums[k] = sums.get(k, 0.0) + v.detach()
             if step % 20 == 0:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in terms.items()})
             if on_step is not None:
                 on_step(epoch, step)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2),
-                  **{k: v / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
+                  **{k: v.item() / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
         history.append(record)
         save_checkpoint(checkpoint_path, method, optimizer, epoch + 1, history)
         metrics = write_metrics(run_dir, spec, history)
