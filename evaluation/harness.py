@@ -48,8 +48,12 @@ def interpolation_samples(method, test_images_uint8, num_samples, seed):
     return torch.cat(chunks).clamp_(0, 1)
 
 
+def split_images(data, split):
+    return data.train_images if split == "train" else data.test_images
+
+
 def real_subset(data, split, num_images, seed=REFERENCE_SEED):
-    images = data.train_images if split == "train" else data.test_images
+    images = split_images(data, split)
     num_images = min(num_images, len(images))
     index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:num_images]
     return to_float(images[index])
@@ -57,9 +61,10 @@ def real_subset(data, split, num_images, seed=REFERENCE_SEED):
 
 def real_statistics(data, split, num_images, extractor, cache_dir):
     """Cached statistics of real images; the key covers everything that changes them."""
-    size = min(num_images, len(data.train_images if split == "train" else data.test_images))
+    split_size = len(split_images(data, split))
+    size = min(num_images, split_size)
     key = {"dataset": data.name, "split": split, "num_samples": size, "subset_seed": REFERENCE_SEED,
-           "split_size": len(data.train_images if split == "train" else data.test_images),
+           "split_size": split_size,
            "source": {k: v for k, v in data.source.items() if k != "root"},
            "preprocessing": "uint8 / 255, grey repeated to RGB, pytorch-fid bilinear resize to 299"}
     return cached_reference_statistics(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
