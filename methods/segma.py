@@ -30,6 +30,9 @@ class SeGMAConfig(MethodConfig):
     mean_init_distance: float = MEAN_INIT_DISTANCE
     log_floor: float = 1e-10
     grad_clip_norm: float = 5.0      # authors' code; the paper is silent
+    # Rows that d^2 (and gamma's N_c) is computed on: 'batch' = labeled and unlabeled (Section V's text),
+    # 'unlabeled' = the unlabeled rows only (the authors' code). docs/protocol.md, "Cramer-Wold rows".
+    divergence_rows: str = "batch"
 
 
 def initial_means(num_components, latent_dim, distance):
@@ -58,6 +61,8 @@ class LatentMixtureAutoencoder(GenerativeMethod):
 
     def __init__(self, config, spec):
         super().__init__(config, spec)
+        if config.divergence_rows not in ("batch", "unlabeled"):
+            raise ValueError(f"divergence_rows must be 'batch' or 'unlabeled', got {config.divergence_rows!r}")
         self.encoder, self.decoder = autoencoder(spec.image_shape, config.latent_dim, config.hidden,
                                                  config.architecture)
         k = config.num_components or spec.num_classes
@@ -78,11 +83,13 @@ class LatentMixtureAutoencoder(GenerativeMethod):
     def decode(self, code):
         return self.decoder(code)
 
-    def loss_terms(self, x, z, x_labeled_codes=None, y_labeled=None):
+    def loss_terms(self, x, z, x_labeled_codes=None, y_labeled=None, divergence_codes=None):
+        """`divergence_codes` (default: all of z) are the codes that d^2 compares with the mixture."""
         mse = (self.decoder(z) - x).flatten(1).pow(2).sum(1).mean()                    # Eq. 1
-        gamma = silverman_gamma(len(z) / len(self.means))                              # N_c = m / K
-        log_cw = log_cramer_wold(z, self.means, self.priors, self.variances, gamma,    # Eq. 8
-                                 floor=self.config.log_floor)
+        cw_codes = z if divergence_codes is None else divergence_codes
+        gamma = silverman_gamma(len(cw_codes) / len(self.means))                       # N_c = m / K
+        log_cw = log_cramer_wold(cw_codes, self.means, self.priors, self.variances,    # Eq. 8
+                                 gamma, floor=self.config.log_floor)
         terms = {"mse": mse, "log_cw": log_cw}
         loss = mse + self.config.alpha * log_cw
         if self.config.beta > 0 and y_labeled is not None and len(y_labeled):
@@ -94,10 +101,13 @@ class LatentMixtureAutoencoder(GenerativeMethod):
         return terms
 
     def training_step(self, batch):
-        # MSE and d^2 over the whole batch (labeled and unlabeled), CE over the labeled part (Section V).
+        # MSE over the whole batch (labeled and unlabeled), CE over the labeled part (Section V);
+        # d^2 over the whole batch too, or over the unlabeled rows only (`divergence_rows`).
         x = torch.cat([batch.x_unlabeled, batch.x_labeled])
         z = self.encoder(x)
-        return self.loss_terms(x, z, z[len(batch.x_unlabeled):], batch.y_labeled)
+        num_unlabeled = len(batch.x_unlabeled)
+        divergence_codes = z[:num_unlabeled] if self.config.divergence_rows == "unlabeled" else z
+        return self.loss_terms(x, z, z[num_unlabeled:], batch.y_labeled, divergence_codes)
 
     def classify(self, x):
         return gaussian_class_log_posterior(self.encoder(x), self.means, self.priors)  # Eq. 7

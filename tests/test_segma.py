@@ -131,6 +131,27 @@ def test_ce_only_on_labeled_rows():
     assert not torch.equal(ta["log_cw"], tb["log_cw"])
 
 
+def test_divergence_on_unlabeled_rows_only():
+    """divergence_rows='unlabeled' (the authors' code): d^2 over the unlabeled codes with gamma from their
+    count; the labeled images still enter the MSE and the CE but no longer the CW term."""
+    model = build("segma", {"divergence_rows": "unlabeled"})
+    a, b = toy_batch(6), toy_batch(6)
+    b.x_labeled = torch.rand_like(b.x_labeled)
+    ta, tb = model.training_step(a), model.training_step(b)
+    assert torch.equal(ta["log_cw"], tb["log_cw"])
+    assert not torch.equal(ta["mse"], tb["mse"]) and not torch.equal(ta["ce"], tb["ce"])
+    with torch.no_grad():
+        z = model.encode(a.x_unlabeled).double()
+    d2 = cw_pairwise(z, model.means.double(), model.priors.double(), model.variances.double(),
+                     silverman_gamma(len(z) / 3))
+    assert ta["log_cw"].item() == pytest.approx(math.log(d2), rel=1e-4, abs=1e-4)
+    # the default (Section V's text) differs on the same weights
+    model.config.divergence_rows = "batch"
+    assert abs(model.training_step(a)["log_cw"].item() - ta["log_cw"].item()) > 1e-4
+    with pytest.raises(ValueError, match="divergence_rows"):
+        build("segma", {"divergence_rows": "labeled"})
+
+
 def test_segma_unsup_has_no_ce_and_uniform_priors():
     model = build("segma-unsup")
     assert model.config.beta == 0.0
