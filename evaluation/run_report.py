@@ -7,6 +7,13 @@ from tabulate import tabulate
 from storage import atomic_write_json, atomic_write_text
 
 
+def train_command(run, epochs):
+    """The `train` call that makes (and, run again, resumes) this run, with its epochs and overrides."""
+    overrides = "".join(f" --set {key}={value}" for key, value in run["overrides"].items())
+    return (f"python cli.py train --method {run['method']} --dataset {run['dataset']} --seed {run['seed']} "
+            f"--epochs {epochs}{overrides}")
+
+
 def render_run_report(run_dir, command):
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
@@ -27,8 +34,7 @@ def render_run_report(run_dir, command):
                   "method's class posterior (Eq. 7 for SeGMA) over the whole test set after each epoch.", ""]
     lines += [tabulate(rows, headers=["epoch", "test error %", "loss", "seconds"], tablefmt="github",
                        disable_numparse=True), "", f"Produced by `{command}` from the run made by "
-              f"`python cli.py train --method {run['method']} --dataset {run['dataset']} --seed {run['seed']}`"
-              + (" with " + " ".join(f"--set {k}={v}" for k, v in run["overrides"].items()) if run["overrides"] else "")
+              f"`{train_command(run, metrics['epochs_planned'])}`"
               + " (offline add --data-root DIR; the same command again resumes the run)."]
     return "\n".join(lines) + "\n", metrics
 

@@ -120,3 +120,18 @@ def test_train_and_resume_through_the_cli(tmp_path, fake_cli_dataset):
 def test_missing_plugin_file_is_one_line(tmp_path):
     result = invoke("--plugin", str(tmp_path / "nope.py"), "methods")
     assert_one_line_error(result, "nope.py", "does not exist")
+
+
+def test_report_names_the_train_command_that_resumes_the_same_run(tmp_path, fake_cli_dataset):
+    from evaluation.run_report import render_run_report
+    args = ["train", "--method", "segma", "--dataset", fake_cli_dataset, "--set", "hidden=[16]",
+            "--set", "learning_rate=0.001", "--epochs", "1"]
+    assert invoke(*args).exit_code == 0
+    (folder,) = list((cli_module.RUNS_DIR / fake_cli_dataset).iterdir())
+    text, _ = render_run_report(folder / "seed0", "report")
+    command = text.split("from the run made by `")[1].split("`")[0]
+    assert command.startswith("python cli.py train ") and "--epochs 1" in command
+    rerun = invoke(*command.split()[2:])
+    assert rerun.exit_code == 0, rerun.output
+    assert [p.name for p in (cli_module.RUNS_DIR / fake_cli_dataset).iterdir()] == [folder.name]  # same run
+    assert json.loads((folder / "seed0" / "metrics.json").read_text())["epochs_completed"] == 1
