@@ -9,6 +9,7 @@ import torch
 
 from datasets import load_dataset
 from datasets.splits import labeled_indices
+from user_errors import user_errors
 
 
 def nearest_neighbour_error(train_images, train_labels, test_images, test_labels, indices, chunk=2000):
@@ -37,6 +38,7 @@ def parse_seeds(text):
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--num-labeled", type=int, default=100, show_default=True)
 @click.option("--seeds", default="0-9", show_default=True, help="'0-9' or '0,3,5'.")
+@user_errors
 def main(dataset, data_root, cache_dir, num_labeled, seeds):
     data = load_dataset(dataset, data_root, cache_dir)
     print(f"| seed | 1-NN test error of the {num_labeled} labeled {dataset} images (pixels) |")

@@ -31,7 +31,7 @@ class SeGMAConfig(MethodConfig):
     log_floor: float = 1e-10
     grad_clip_norm: float = 5.0      # authors' code; the paper is silent
     # Rows that d^2 (and gamma's N_c) is computed on: 'batch' = labeled and unlabeled (Section V's text),
-    # 'unlabeled' = the unlabeled rows only (the authors' code). docs/protocol.md, "Cramer-Wold rows".
+    # 'unlabeled' = the unlabeled rows only (the authors' code). docs/protocol.md, "Cramér-Wold term".
     divergence_rows: str = "batch"
 
 

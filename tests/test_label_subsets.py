@@ -24,3 +24,12 @@ def test_nearest_neighbour_error_matches_an_explicit_loop_and_ignores_chunking()
 def test_parse_seeds():
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("2,5") == [2, 5]
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+
+    from evaluation.label_subsets import main
+    missing = CliRunner().invoke(main, ["--data-root", str(tmp_path), "--cache-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    assert "DataNotFoundError" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
