@@ -47,6 +47,7 @@ class ADGMConfig(MethodConfig):
     lr_floor: float = 3e-5
     grad_clip_norm: float = 5.0    # authors' code: total norm 5, then elementwise to [-1, 1]
     grad_clip_value: float = 1.0
+    binarize: str = "none"         # 'dynamic': train on x ~ Bernoulli(intensity) per step (authors' code)
 
 
 @register("adgm")
@@ -123,7 +124,7 @@ class ADGM(SemiSupervisedVAE):
             group["lr"] = self.learning_rate_at(epoch)
 
     def training_step(self, batch):
-        return self.semi_supervised_step(batch)
+        return self.semi_supervised_step(self.training_batch(batch))
 
     def classify(self, x):
         """log of q(y|a,x) averaged over `eval_samples` draws of a ~ q(a|x) (log-mean-exp of log_softmax)."""

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GenerativeMethod
+from .base import Batch, GenerativeMethod
 from .networks import CONV_FEATURES, conv_decoder_head, conv_encoder_trunk
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -170,6 +170,9 @@ class PixelDecoder(nn.Module):
 
 # ---- the shared skeleton -----------------------------------------------------------------------------
 
+BINARIZE_MODES = ("none", "dynamic")
+
+
 class SemiSupervisedVAE(GenerativeMethod):
     """Skeleton of M2-type models: p(y) p(z) p(x|y,z) with q(y|.) and q(z|., y).
 
@@ -194,6 +197,16 @@ class SemiSupervisedVAE(GenerativeMethod):
         self.z_dim = z_dim
         self.class_weight = classification_weight(alpha, spec)
         self.class_code_slice = slice(z_dim, z_dim + spec.num_classes)
+        if self.config.binarize not in BINARIZE_MODES:
+            raise ValueError(f"binarize must be one of {BINARIZE_MODES}, got {self.config.binarize!r}")
+
+    def training_batch(self, batch):
+        """The images the bounds see: the [0, 1] intensities ('none'), or ('dynamic') x ~ Bernoulli(intensity)
+        redrawn at every step, as both original codes trained on MNIST. Test images are never binarised."""
+        if self.config.binarize == "none":
+            return batch
+        return Batch(x_unlabeled=torch.bernoulli(batch.x_unlabeled), x_labeled=torch.bernoulli(batch.x_labeled),
+                     y_labeled=batch.y_labeled)
 
     # ---- bounds ---------------------------------------------------------------------------------------
     def one_hot(self, y):

@@ -50,6 +50,7 @@ class M1M2Config(MethodConfig):
     m1_features: str = "sample"         # 'sample': z1 ~ q(z1|x) per batch (authors); 'mean': posterior mean
     drop_threshold: float = 0.1         # drop M1 dims with posterior-mean std <= this; <= 0 keeps all
     alpha: float = 0.1                  # classification weight alpha * N / N_labeled
+    binarize: str = "none"              # 'dynamic': train on x ~ Bernoulli(intensity) per step (authors' code)
 
 
 @register("m1m2")
@@ -150,6 +151,7 @@ class M1M2(SemiSupervisedVAE):
         self.phase = "m1" if epoch < self.config.m1_epochs else "m2"
 
     def training_step(self, batch):
+        batch = self.training_batch(batch)
         if self.phase == "m1":
             return self.m1_step(batch.x_unlabeled)
         if not bool(self.m1_keep_fixed):

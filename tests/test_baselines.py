@@ -228,6 +228,31 @@ def test_adgm_classify_averages_probabilities_over_draws_of_a():
     torch.testing.assert_close(log_p, torch.cat(probs).mean(0).log(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_dynamic_binarisation_draws_bernoulli_pixels_of_the_intensities(name):
+    batch = toy_batch()
+    assert build(name).training_batch(batch) is batch            # default: the intensities themselves
+    method = build(name, binarize="dynamic")
+    torch.manual_seed(0)
+    draws = [method.training_batch(batch) for _ in range(4000)]
+    for field in ("x_unlabeled", "x_labeled"):
+        stacked = torch.stack([getattr(d, field) for d in draws])
+        assert set(stacked.unique().tolist()) <= {0.0, 1.0}
+        # E[x] = intensity; 4,000 draws give a standard error below 0.008 per pixel
+        assert (stacked.mean(0) - getattr(batch, field)).abs().max() < 0.04
+    assert all(torch.equal(d.y_labeled, batch.y_labeled) for d in draws)
+    torch.manual_seed(1)
+    first = method.training_batch(batch).x_unlabeled
+    torch.manual_seed(1)
+    assert torch.equal(method.training_batch(batch).x_unlabeled, first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_binarisation_mode_is_refused(name):
+    with pytest.raises(ValueError, match="binarize"):
+        build(name, binarize="static")
+
+
 def test_adgm_learning_rate_schedule():
     method = build("adgm", lr_floor=1.5e-4)
     optimizer = method.configure_optimizer()
