@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import MethodConfig
-from .distributions import (DenseNet, GaussianLayer, PixelDecoder, SemiSupervisedVAE, bernoulli_log_likelihood,
-                            gaussian_entropy, gaussian_kl_to_standard, gaussian_log_pdf, image_features,
-                            log_mean_exp, reparameterize)
+from .distributions import (DenseNet, GaussianLayer, PixelDecoder, SemiSupervisedVAE, SemiSupervisedVAEConfig,
+                            bernoulli_log_likelihood, gaussian_entropy, gaussian_kl_to_standard, gaussian_log_pdf,
+                            image_features, log_mean_exp, reparameterize)
 from .networks import architecture_for
 from .registry import register
 
@@ -34,20 +33,18 @@ EVAL_CHUNK = 10  # draws of a evaluated together in classify (bounds memory, not
 
 
 @dataclass
-class ADGMConfig(MethodConfig):
+class ADGMConfig(SemiSupervisedVAEConfig):
     architecture: str = "mlp"
     hidden: tuple = (500, 500)     # every edge: q(a|x), q(y|a,x), q(z|a,y,x), p(x|y,z), p(a|x,y,z)
     latent_dim: int = 100          # z
     aux_dim: int = 0               # a; 0: the same as latent_dim
     activation: str = "relu"
-    alpha: float = 0.1             # classification weight alpha * N / N_labeled
     eval_samples: int = 100        # draws of a averaged in classify()
     lr_decay: float = 0.75         # learning rate x lr_decay every lr_decay_every epochs, not below lr_floor
     lr_decay_every: int = 200
     lr_floor: float = 3e-5
     grad_clip_norm: float = 5.0    # authors' code: total norm 5, then elementwise to [-1, 1]
     grad_clip_value: float = 1.0
-    binarize: str = "none"         # 'dynamic': train on x ~ Bernoulli(intensity) per step (authors' code)
 
 
 @register("adgm")
@@ -77,7 +74,7 @@ class ADGM(SemiSupervisedVAE):
         self.q_z = GaussianLayer([nx, da, k], hidden, dz, act)              # q(z|a,y,x)
         self.p_x = PixelDecoder([k, dz], hidden, spec.image_shape, config.architecture, act)  # p(x|y,z)
         self.p_a = GaussianLayer([nx, k, dz], hidden, da, act)              # p(a|x,y,z)
-        self._init_skeleton(spec, dz, config.alpha)
+        self._init_skeleton(spec, dz)
 
     # ---- pieces for the skeleton ------------------------------------------------------------------------
     def draw_noise(self, x, enumerate_labels):

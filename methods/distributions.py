@@ -7,12 +7,13 @@ directly from a linear layer (no softplus on it, no clamping); Bernoulli likelih
 BCE-with-logits; class posteriors are log_softmax outputs, so no epsilon ever enters a log.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Batch, GenerativeMethod
+from .base import Batch, GenerativeMethod, MethodConfig
 from .networks import CONV_FEATURES, conv_decoder_head, conv_encoder_trunk
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -173,6 +174,13 @@ class PixelDecoder(nn.Module):
 BINARIZE_MODES = ("none", "dynamic")
 
 
+@dataclass
+class SemiSupervisedVAEConfig(MethodConfig):
+    """Settings the skeleton itself reads; M1+M2 and ADGM add their architectures."""
+    alpha: float = 0.1        # classification weight alpha * N / N_labeled
+    binarize: str = "none"    # 'dynamic': train on x ~ Bernoulli(intensity) per step (both original codes)
+
+
 class SemiSupervisedVAE(GenerativeMethod):
     """Skeleton of M2-type models: p(y) p(z) p(x|y,z) with q(y|.) and q(z|., y).
 
@@ -187,7 +195,7 @@ class SemiSupervisedVAE(GenerativeMethod):
     has_classifier = True
     has_class_components = False
 
-    def _init_skeleton(self, spec, z_dim, alpha):
+    def _init_skeleton(self, spec, z_dim):
         priors = torch.tensor(spec.class_priors, dtype=torch.float64)
         if len(priors) != spec.num_classes or (priors <= 0).any():
             raise ValueError(f"p(y) needs a positive prior for each of the {spec.num_classes} classes, "
@@ -195,7 +203,7 @@ class SemiSupervisedVAE(GenerativeMethod):
         # p(y): the labeled class proportions (uniform for the balanced MNIST/SVHN subsets, as in the originals).
         self.register_buffer("log_prior", (priors / priors.sum()).log().float())
         self.z_dim = z_dim
-        self.class_weight = classification_weight(alpha, spec)
+        self.class_weight = classification_weight(self.config.alpha, spec)
         self.class_code_slice = slice(z_dim, z_dim + spec.num_classes)
         if self.config.binarize not in BINARIZE_MODES:
             raise ValueError(f"binarize must be one of {BINARIZE_MODES}, got {self.config.binarize!r}")

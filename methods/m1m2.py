@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import MethodConfig
-from .distributions import (DenseNet, GaussianLayer, PixelDecoder, SemiSupervisedVAE, bernoulli_log_likelihood,
-                            gaussian_kl_to_standard, gaussian_log_pdf, image_features, reparameterize)
+from .distributions import (DenseNet, GaussianLayer, PixelDecoder, SemiSupervisedVAE, SemiSupervisedVAEConfig,
+                            bernoulli_log_likelihood, gaussian_kl_to_standard, gaussian_log_pdf, image_features,
+                            reparameterize)
 from .networks import architecture_for
 from .registry import register
 
@@ -38,7 +38,7 @@ TOY_M2_SETTINGS = dict(activation="softplus", m2_hidden=(64,), m2_decoder_hidden
 
 
 @dataclass
-class M1M2Config(MethodConfig):
+class M1M2Config(SemiSupervisedVAEConfig):
     architecture: str = "mlp"
     hidden: tuple = (500, 500)          # M1 encoder; the decoder uses the reverse
     latent_dim: int = 50                # M1 latent z1
@@ -49,8 +49,6 @@ class M1M2Config(MethodConfig):
     m1_epochs: int = 100                # the first m1_epochs epochs train M1 only
     m1_features: str = "sample"         # 'sample': z1 ~ q(z1|x) per batch (authors); 'mean': posterior mean
     drop_threshold: float = 0.1         # drop M1 dims with posterior-mean std <= this; <= 0 keeps all
-    alpha: float = 0.1                  # classification weight alpha * N / N_labeled
-    binarize: str = "none"              # 'dynamic': train on x ~ Bernoulli(intensity) per step (authors' code)
 
 
 @register("m1m2")
@@ -82,7 +80,7 @@ class M1M2(SemiSupervisedVAE):
         self.classifier = DenseNet([d1], config.m2_hidden, k, act)
         self.m2_encoder = GaussianLayer([d1, k], config.m2_hidden, config.m2_latent_dim, act)
         self.m2_decoder = GaussianLayer([k, config.m2_latent_dim], config.m2_decoder_hidden, d1, act)
-        self._init_skeleton(spec, config.m2_latent_dim, config.alpha)
+        self._init_skeleton(spec, config.m2_latent_dim)
         self.register_buffer("m1_keep", torch.ones(d1))                 # 1 for the M1 dims M2 uses
         self.register_buffer("m1_keep_fixed", torch.tensor(False))
         self.phase = "m1" if config.m1_epochs > 0 else "m2"
