@@ -31,8 +31,8 @@ def parse_settings(pairs):
     return settings
 
 
-def default_run_dir(method, dataset, seed, settings):
-    name = method
+def default_run_dir(method, dataset, seed, settings, recipe="", labeled_subset=""):
+    name = method + (f"-{recipe}" if recipe else "") + (f"-labeled-{labeled_subset}" if labeled_subset else "")
     if settings:  # different settings are a different run: never resume one from the other
         name += "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return RUNS_DIR / dataset / name / f"seed{seed}"
@@ -66,6 +66,11 @@ def list_methods():
               "initialisation and the batch order.")
 @click.option("--epochs", default=0, type=int, help="Default: the authors' length for the dataset.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a method setting.")
+@click.option("--recipe", default="", help="A method's named preset reproducing an original code, applied "
+              "before --set (e.g. segma: authors-code; docs/protocol.md).")
+@click.option("--labeled", "labeled_subset", default="", type=click.Choice(["", "balanced", "first"]),
+              help="Labeled subset: balanced (drawn by the seed, class-balanced) or first (the first N training "
+                   "images, as the SeGMA authors' code ran). Default: the recipe's, else balanced.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder with MNIST/, SVHN/ or celeba/ "
               "(also $SEGMA_DATA_ROOT; default ./data with download).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Preprocessed-data cache (also "
@@ -73,13 +78,14 @@ def list_methods():
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Default runs/DATASET/METHOD/seedN.")
 @click.option("--device", default="auto", show_default=True, help="auto picks CUDA when present.")
 @user_errors
-def train(method, dataset, seed, epochs, settings, data_root, cache_dir, run_dir, device):
+def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_root, cache_dir, run_dir, device):
     """Train one run (or resume it from its last checkpoint)."""
     from training import RunSpec, train as train_run
     settings = parse_settings(settings)
-    run_dir = Path(run_dir or default_run_dir(method, dataset, seed, settings))
-    spec = RunSpec(method=method, dataset=dataset, seed=seed, overrides=settings, epochs=epochs,
-                   data_root=data_root, cache_dir=cache_dir, device=device)
+    run_dir = Path(run_dir or default_run_dir(method, dataset, seed, settings, recipe, labeled_subset))
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, overrides=settings, recipe=recipe,
+                   labeled_subset=labeled_subset, epochs=epochs, data_root=data_root, cache_dir=cache_dir,
+                   device=device)
     metrics = train_run(spec, run_dir)
     error = metrics["test_error"]
     click.echo(f"{run_dir}: {metrics['epochs_completed']} epochs"

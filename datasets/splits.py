@@ -1,4 +1,11 @@
-"""The labeled subset: drawn by a seed, class-balanced where the classes allow it."""
+"""The labeled subset. Two protocols (`LABELED_SUBSETS`):
+
+balanced: drawn by the run seed, class-balanced where the classes allow it (the suite's default; how the
+          spread over label draws is measured);
+first:    the first N training images, whatever the seed, as the SeGMA authors' code actually ran
+          (`Dataset.remove_labels_fraction` in their data_loader.py applies np.where(...)[0] to an array of
+          indices, which yields the positions 0..N-1; docs/protocol.md, "Labeled subset"). The class
+          priors p_k are then that subset's class proportions."""
 import json
 from pathlib import Path
 
@@ -43,6 +50,25 @@ def labeled_indices(labels, num_labeled, seed):
         members = (labels == k).nonzero().flatten()
         chosen.append(members[torch.randperm(len(members), generator=generator)[:quota[k]]])
     return torch.sort(torch.cat(chosen)).values
+
+
+LABELED_SUBSETS = ("balanced", "first")
+
+
+def first_indices(labels, num_labeled):
+    """The first `num_labeled` training images (the authors' code, see the module docstring)."""
+    if num_labeled > len(labels):
+        raise ValueError(f"asked for {num_labeled} labeled examples but the data has only {len(labels)}")
+    return torch.arange(num_labeled)
+
+
+def choose_labeled(labels, num_labeled, seed, subset="balanced"):
+    """The labeled subset of a run under protocol `subset` (one of LABELED_SUBSETS)."""
+    if subset == "balanced":
+        return labeled_indices(labels, num_labeled, seed)
+    if subset == "first":
+        return first_indices(labels, num_labeled)
+    raise ValueError(f"unknown labeled subset {subset!r}; choose one of {', '.join(LABELED_SUBSETS)}")
 
 
 def class_proportions(labels, num_classes):

@@ -1,9 +1,9 @@
 """Method plugins. Built-in methods register themselves on import; users add theirs with --plugin."""
-from .base import Batch, DataSpec, GenerativeMethod, MethodConfig, OperationNotSupported
+from .base import Batch, DataSpec, GenerativeMethod, MethodConfig, OperationNotSupported, Recipe
 from .registry import METHODS, UnknownNameError, describe, get_method, load_plugin, register
 
 # Importing the built-in modules runs their @register decorators.
 from . import adgm, cwae, m1m2, segma  # noqa: E402,F401
 
-__all__ = ["Batch", "DataSpec", "GenerativeMethod", "MethodConfig", "OperationNotSupported", "METHODS",
+__all__ = ["Batch", "DataSpec", "GenerativeMethod", "MethodConfig", "OperationNotSupported", "Recipe", "METHODS",
            "UnknownNameError", "describe", "get_method", "load_plugin", "register"]

@@ -31,6 +31,14 @@ class MethodConfig:
     grad_clip_value: float = 0.0    # 0 disables; elementwise clipping after the norm clipping
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A named preset: method settings plus the run protocol it implies (docs/protocol.md, docs/baselines.md)."""
+    settings: dict
+    labeled_subset: str = "balanced"   # datasets/splits.py LABELED_SUBSETS
+    source: str = ""                   # which original code (file) the settings come from
+
+
 class OperationNotSupported(NotImplementedError):
     """A method was asked for something it cannot do (e.g. classify without a classifier)."""
 
@@ -54,8 +62,26 @@ class GenerativeMethod(nn.Module):
         return cls.config_class()
 
     @classmethod
-    def build(cls, spec: DataSpec, overrides=None):
+    def recipes(cls, dataset) -> dict:
+        """Named presets that reproduce an original code's settings, e.g. {"authors-code": Recipe(...)}.
+        A recipe is applied before --set overrides, so each of its settings can be ablated alone."""
+        return {}
+
+    @classmethod
+    def recipe(cls, name, dataset):
+        """The Recipe called `name` for `dataset`; an unknown name lists the method's recipes."""
+        available = cls.recipes(dataset)
+        if name not in available:
+            from .registry import UnknownNameError
+            raise UnknownNameError(f"method {cls.name!r} has no recipe {name!r}; its recipes: "
+                                   f"{', '.join(sorted(available)) or 'none'}")
+        return available[name]
+
+    @classmethod
+    def build(cls, spec: DataSpec, overrides=None, recipe=None):
         config = cls.default_config(spec)
+        if recipe:
+            config = replace(config, **cls.recipe(recipe, spec.dataset).settings)
         overrides = dict(overrides or {})
         known = {f.name for f in fields(config)}
         unknown = set(overrides) - known

@@ -11,6 +11,7 @@ class CWAE(LatentMixtureAutoencoder):
     """CWAE: Cramer-Wold auto-encoder with a single N(0, I) target (SeGMA with K = 1, beta = 0)."""
     has_classifier = False
     has_class_components = False
+    uses_labels = False  # Tabor et al.'s CWAE is unsupervised: it trains on the unlabeled rows only
 
     @classmethod
     def default_config(cls, spec):

@@ -72,6 +72,21 @@ def autoencoder(image_shape, latent_dim, hidden, architecture):
     return encoder, decoder
 
 
+def glorot_init_(module):
+    """Glorot-uniform weights and zero biases for every linear and (transposed) convolution layer: the
+    TensorFlow 1 dense/conv defaults the SeGMA authors' code ran with (PyTorch's default is Kaiming-uniform
+    with fan-in-scaled biases). Returns the module."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+WEIGHT_INITS = ("torch", "glorot")
+
+
 # Per-dataset settings shared by the SeGMA family (Section VI.A and the appendix).
 SEGMA_ARCHITECTURES = {
     "mnist": dict(architecture="mlp", hidden=(1024, 1024), latent_dim=10),

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 import methods
 from datasets import load_dataset
-from datasets.splits import class_proportions, labeled_indices, save_indices
+from datasets.splits import choose_labeled, class_proportions, save_indices
 from evaluation.classification import test_error
 from evaluation.results import software_versions
 from methods.base import DataSpec
@@ -38,6 +38,8 @@ class RunSpec:
     dataset: str
     seed: int = 0
     overrides: dict = field(default_factory=dict)     # method settings, e.g. {"learning_rate": 1e-3}
+    recipe: str = ""                                   # a method's named preset, applied before `overrides`
+    labeled_subset: str = ""                           # balanced | first; "": the recipe's, else balanced
     num_labeled: int = 0                               # 0: the dataset protocol's
     unlabeled_batch_size: int = 0                      # 0: the dataset protocol's
     labeled_batch_size: int = 0                        # 0: the dataset protocol's
@@ -47,8 +49,10 @@ class RunSpec:
     device: str = "auto"
     progress: bool = True
 
-    IDENTITY = ("method", "dataset", "seed", "overrides", "num_labeled", "unlabeled_batch_size",
-                "labeled_batch_size")
+    IDENTITY = ("method", "dataset", "seed", "overrides", "recipe", "labeled_subset", "num_labeled",
+                "unlabeled_batch_size", "labeled_batch_size")
+    # What a run folder written before a field existed meant by it (such folders still resume).
+    IDENTITY_DEFAULTS = {"recipe": "", "labeled_subset": "balanced"}
 
     def identity(self):
         return {k: getattr(self, k) for k in self.IDENTITY}
@@ -63,7 +67,9 @@ def pick_device(name="auto"):
 def resolve_protocol(spec, data, method_class):
     """Fill the zeros of `spec` from the dataset protocol (returns a new, complete RunSpec)."""
     p = data.protocol
+    recipe_subset = method_class.recipe(spec.recipe, data.name).labeled_subset if spec.recipe else "balanced"
     return RunSpec(**{**asdict(spec),
+                      "labeled_subset": spec.labeled_subset or recipe_subset,
                       "num_labeled": spec.num_labeled or p.num_labeled,
                       "unlabeled_batch_size": spec.unlabeled_batch_size or p.unlabeled_batch_size,
                       "labeled_batch_size": spec.labeled_batch_size or p.labeled_batch_size,
@@ -75,17 +81,17 @@ def prepare(spec, run_dir, data=None):
     method_class = methods.get_method(spec.method)  # unknown names fail before any data is read
     data = data or load_dataset(spec.dataset, spec.data_root, spec.cache_dir)
     spec = resolve_protocol(spec, data, method_class)
-    labeled_idx = labeled_indices(data.train_labels, spec.num_labeled, spec.seed)
+    labeled_idx = choose_labeled(data.train_labels, spec.num_labeled, spec.seed, spec.labeled_subset)
     data_spec = DataSpec(dataset=data.name, image_shape=data.image_shape, num_classes=data.num_classes,
                          class_priors=class_proportions(data.train_labels[labeled_idx], data.num_classes),
                          num_train=len(data.train_images), num_labeled=len(labeled_idx))
     torch.manual_seed(spec.seed)  # network initialisation
-    method = method_class.build(data_spec, spec.overrides).to(pick_device(spec.device))
+    method = method_class.build(data_spec, spec.overrides, spec.recipe).to(pick_device(spec.device))
     return spec, data, labeled_idx, method
 
 
 def check_same_run(run_dir, spec):
-    saved = json.loads((run_dir / "config.json").read_text())["run"]
+    saved = {**RunSpec.IDENTITY_DEFAULTS, **json.loads((run_dir / "config.json").read_text())["run"]}
     now = json.loads(json.dumps(spec.identity(), default=str))  # as config.json stores it: tuples become lists
     mismatched = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
     if mismatched:
@@ -131,7 +137,8 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
             "run": spec.identity(), "method_config": asdict(method.config), "data_spec": asdict(method.spec),
             "data_source": data.source, "versions": software_versions()})
         save_indices(run_dir / "labeled_indices.json", labeled_idx,
-                     {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx)})
+                     {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx),
+                      "labeled_subset": spec.labeled_subset})
 
     config = method.config
     for epoch in range(start_epoch, spec.epochs):
