@@ -45,8 +45,9 @@ def start_semi_supervised_phase(method, optimizer=None):
 
 
 def with_label(noise, k):
-    """The noise of one enumerated label: its own z noise, everything else (ADGM's a, M1's code) shared."""
-    return {**noise, "z": noise["z"][k]}
+    """The noise of one enumerated label: its own z noise, everything else (ADGM's a, M1's code) shared.
+    The label axis of z is the third from the end (ADGM puts its draws of a in front)."""
+    return {**noise, "z": noise["z"].select(-3, k)}
 
 
 # ---- closed forms ------------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def test_enumerated_labels_equal_an_explicit_loop(name):
     x = toy_batch().x_unlabeled.double()
     torch.manual_seed(5)
     noise = {k: v.double() for k, v in method.draw_noise(x, enumerate_labels=True).items()}
-    assert noise["z"].shape[:2] == (SPEC.num_classes, len(x))
+    assert noise["z"].shape[-3:-1] == (SPEC.num_classes, len(x))
     vectorised = method.unlabeled_elbo(x, noise)
     log_q = method.class_log_probs(x, noise)
     loop = torch.zeros(len(x), dtype=torch.float64)
