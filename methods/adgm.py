@@ -91,7 +91,8 @@ class ADGM(SemiSupervisedVAE):
         for name in ("eval_samples", "train_samples"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
-        k, dz, act, hidden, bn = spec.num_classes, config.latent_dim, config.activation, config.hidden, config.batch_norm
+        k, dz, act, hidden = spec.num_classes, config.latent_dim, config.activation, config.hidden
+        bn = config.batch_norm
         da = config.aux_dim or config.latent_dim
         self.aux_dim = da
         # x enters every edge through the same features: the pixels, or the appendix's conv trunk (CelebA).

@@ -45,7 +45,7 @@ KINGMA_M1_EPOCHS = 5000         # gpulearn_z_x.py: >= 10,000 passes of 50 batche
 KINGMA_MNIST = dict(m2_hidden=(300,), m2_decoder_hidden=(300,),   # run_2layer_ssl.py l.13: n_hidden=(300,)
                     objective="rows",                             # learn_yz_x_ss.py l.293-296: sums / n_tot
                     weight_prior=True,                            # learn_yz_x_ss.py l.289-296: N(0, 1) prior / n_tot
-                    binarize="dynamic-m1",                        # gpulearn_z_x.py l.56, 399; M2 reads codes of intensities
+                    binarize="dynamic-m1",                        # gpulearn_z_x.py l.56, 399 (M1 only)
                     m1_epochs=KINGMA_M1_EPOCHS)
 
 
