@@ -37,6 +37,10 @@ class Recipe:
     settings: dict
     labeled_subset: str = "balanced"   # datasets/splits.py LABELED_SUBSETS
     source: str = ""                   # which original code (file) the settings come from
+    # Batch composition as "so many minibatches per pass": each batch holds 1/batches_per_pass of the
+    # training set and of the labeled set (Kingma et al.'s code); 0 keeps the dataset protocol's sizes.
+    batches_per_pass: int = 0
+    epochs: int = 0                    # the original's run length in our epochs; 0: the method's default
 
 
 class OperationNotSupported(NotImplementedError):

@@ -72,13 +72,32 @@ def classification_weight(alpha, spec):
     return alpha * spec.num_train / spec.num_labeled
 
 
-def semi_supervised_loss(elbo_unlabeled, elbo_labeled, log_q_labeled, y_labeled, class_weight):
-    """-(mean_u U(x) + mean_l L(x, y)) + class_weight * mean_l(-log q(y|x)): the objective of Maaloe et al.'s
-    code (labeled and unlabeled bounds each averaged over their half of the batch). Returns the terms."""
-    ce = F.nll_loss(log_q_labeled, y_labeled)
-    loss = -(elbo_unlabeled.mean() + elbo_labeled.mean()) + class_weight * ce
+OBJECTIVES = ("halves", "rows")
+
+
+def semi_supervised_loss(elbo_unlabeled, elbo_labeled, ce_labeled, class_weight, objective="halves"):
+    """The minimised objective from per-row bounds U(x), L(x, y) and cross-entropies -log q(y|x). Returns the terms.
+
+    'halves' (Maaloe et al.'s code, sdgmssl.py): -(mean_u U + mean_l L) + class_weight * mean_l CE, each bound
+    averaged over its own part of the batch.
+    'rows' (Kingma et al.'s code, learn_yz_x_ss.py lines 248-296): the batch sums divided by the batch's row
+    count, -(sum_u U + sum_l L - class_weight * sum_l CE) / (B_u + B_l); with a batch that is 1/M of the data
+    set this is their dataset sum times M divided by the total count."""
+    if objective == "halves":
+        loss = -(elbo_unlabeled.mean() + elbo_labeled.mean()) + class_weight * ce_labeled.mean()
+    elif objective == "rows":
+        rows = len(elbo_unlabeled) + len(elbo_labeled)
+        loss = -(elbo_unlabeled.sum() + elbo_labeled.sum() - class_weight * ce_labeled.sum()) / rows
+    else:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     return {"loss": loss, "elbo_u": elbo_unlabeled.mean().detach(), "elbo_l": elbo_labeled.mean().detach(),
-            "ce": ce.detach()}
+            "ce": ce_labeled.mean().detach()}
+
+
+def weight_log_prior(parameters):
+    """log N(W; 0, I) summed over the weight matrices, without its constant: both original codes add it to the
+    bound (divided by the training-set size); biases and normalisation parameters are left out."""
+    return -0.5 * sum(p.pow(2).sum() for p in parameters if p.dim() >= 2)
 
 
 # ---- building blocks ---------------------------------------------------------------------------------
@@ -86,25 +105,42 @@ def semi_supervised_loss(elbo_unlabeled, elbo_labeled, log_q_labeled, y_labeled,
 ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus}
 
 
+class BatchNormOverLeadingDims(nn.BatchNorm1d):
+    """Batch normalisation of the last dimension with statistics over all leading ones (batch, enumerated
+    labels, draws of a), as Lasagne's BatchNormLayer on the originals' flattened (rows, units) matrices.
+    Lasagne's defaults: epsilon 1e-4, running averages updated with weight 0.1."""
+
+    def __init__(self, units):
+        super().__init__(units, eps=1e-4, momentum=0.1)
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 class DenseNet(nn.Module):
     """Fully connected network on several inputs: the first layer sums one linear map per input (the same
     as one linear map of their concatenation, as in the original Theano codes), so inputs broadcast, e.g.
-    x of shape (B, D) with all K labels (K, 1, K) gives (K, B, out). Hidden layers use `activation`; the
+    x of shape (B, D) with all K labels (K, 1, K) gives (K, B, out). Hidden layers use `activation`, after a
+    batch normalisation when `batch_norm` (as sdgmssl.py's dense_layer: linear, normalise, activate); the
     output layer (if `out_size`) is linear."""
 
-    def __init__(self, in_sizes, hidden, out_size=None, activation="relu"):
+    def __init__(self, in_sizes, hidden, out_size=None, activation="relu", batch_norm=False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; one of {sorted(ACTIVATIONS)}")
         widths = list(hidden) + ([out_size] if out_size is not None else [])
         if not widths:
             raise ValueError("a DenseNet needs hidden layers or an output size")
+
+        def hidden_unit(n):  # what follows each hidden layer's linear map
+            return ([BatchNormOverLeadingDims(n)] if batch_norm else []) + [ACTIVATIONS[activation]()]
+
         self.inputs = nn.ModuleList(nn.Linear(n, widths[0], bias=(i == 0)) for i, n in enumerate(in_sizes))
         layers = []
         for n_in, n_out in zip(widths[:-1], widths[1:]):
-            layers += [ACTIVATIONS[activation](), nn.Linear(n_in, n_out)]
+            layers += [*hidden_unit(n_in), nn.Linear(n_in, n_out)]
         if out_size is None:
-            layers.append(ACTIVATIONS[activation]())
+            layers += hidden_unit(widths[-1])
         self.rest = nn.Sequential(*layers)
 
     def forward(self, *inputs):
@@ -120,9 +156,9 @@ class GaussianLayer(nn.Module):
     """A DenseNet whose output is (mean, log-variance) of a diagonal Gaussian; the log-variance is the raw
     linear output (parametrised directly, as in both original codes)."""
 
-    def __init__(self, in_sizes, hidden, dim, activation="relu"):
+    def __init__(self, in_sizes, hidden, dim, activation="relu", batch_norm=False):
         super().__init__()
-        self.net = DenseNet(in_sizes, hidden, 2 * dim, activation)
+        self.net = DenseNet(in_sizes, hidden, 2 * dim, activation, batch_norm)
 
     def forward(self, *inputs):
         mean, logvar = self.net(*inputs).chunk(2, dim=-1)
@@ -146,17 +182,17 @@ class PixelDecoder(nn.Module):
     'mlp': a DenseNet with `hidden` layers. 'conv': a DenseNet to 1024 units, the activation, then the
     appendix's transposed convolutions 64-32-32-C (their final sigmoid left out: we need logits)."""
 
-    def __init__(self, in_sizes, hidden, image_shape, architecture, activation="relu"):
+    def __init__(self, in_sizes, hidden, image_shape, architecture, activation="relu", batch_norm=False):
         super().__init__()
         self.pixels = math.prod(image_shape)
         self.architecture = architecture
         if architecture == "mlp":
-            self.dense = DenseNet(in_sizes, hidden, self.pixels, activation)
+            self.dense = DenseNet(in_sizes, hidden, self.pixels, activation, batch_norm)
             self.head = None
         elif architecture == "conv":
             if tuple(image_shape[1:]) != (64, 64):
                 raise ValueError(f"the convolutional networks expect 64x64 images, got {image_shape}")
-            self.dense = DenseNet(in_sizes, hidden, CONV_FEATURES, activation)
+            self.dense = DenseNet(in_sizes, hidden, CONV_FEATURES, activation, batch_norm)
             self.head = nn.Sequential(ACTIVATIONS[activation](), *conv_decoder_head(image_shape[0])[:-1])
         else:
             raise ValueError(f"unknown architecture {architecture!r} (mlp or conv)")
@@ -171,14 +207,13 @@ class PixelDecoder(nn.Module):
 
 # ---- the shared skeleton -----------------------------------------------------------------------------
 
-BINARIZE_MODES = ("none", "dynamic")
-
-
 @dataclass
 class SemiSupervisedVAEConfig(MethodConfig):
     """Settings the skeleton itself reads; M1+M2 and ADGM add their architectures."""
-    alpha: float = 0.1        # classification weight alpha * N / N_labeled
-    binarize: str = "none"    # 'dynamic': train on x ~ Bernoulli(intensity) per step (both original codes)
+    alpha: float = 0.1          # classification weight alpha * N / N_labeled
+    binarize: str = "none"      # 'dynamic': train on x ~ Bernoulli(intensity) per step (both original codes)
+    objective: str = "halves"   # how the batch's rows are weighted: semi_supervised_loss, OBJECTIVES
+    weight_prior: bool = False  # add -log N(W; 0, I) / N to the loss (both original codes)
 
 
 class SemiSupervisedVAE(GenerativeMethod):
@@ -194,6 +229,7 @@ class SemiSupervisedVAE(GenerativeMethod):
     Codes are [z, one-hot y] with the one-hot last (Section VI.C interpolates both)."""
     has_classifier = True
     has_class_components = False
+    binarize_modes = ("none", "dynamic")
 
     def _init_skeleton(self, spec, z_dim):
         priors = torch.tensor(spec.class_priors, dtype=torch.float64)
@@ -205,8 +241,10 @@ class SemiSupervisedVAE(GenerativeMethod):
         self.z_dim = z_dim
         self.class_weight = classification_weight(self.config.alpha, spec)
         self.class_code_slice = slice(z_dim, z_dim + spec.num_classes)
-        if self.config.binarize not in BINARIZE_MODES:
-            raise ValueError(f"binarize must be one of {BINARIZE_MODES}, got {self.config.binarize!r}")
+        if self.config.binarize not in self.binarize_modes:
+            raise ValueError(f"binarize must be one of {self.binarize_modes}, got {self.config.binarize!r}")
+        if self.config.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.config.objective!r}")
 
     def training_batch(self, batch):
         """The images the bounds see: the [0, 1] intensities ('none'), or ('dynamic') x ~ Bernoulli(intensity)
@@ -238,6 +276,14 @@ class SemiSupervisedVAE(GenerativeMethod):
         """log q(y | .) as used inside the bound (M1+M2: the sampled M1 code; ADGM: the sampled a)."""
         return self._log_q(self._prepare(x, noise))
 
+    def cross_entropy(self, ctx, y):
+        """-log q(y|.) per labeled row (ADGM with several draws of a averages it over the draws)."""
+        return F.nll_loss(self._log_q(ctx), y, reduction="none")
+
+    def prior_parameters(self):
+        """The parameters under the weight prior: those this phase trains."""
+        return self.parameters()
+
     def semi_supervised_step(self, batch):
         x_u, x_l, y_l = batch.x_unlabeled, batch.x_labeled, batch.y_labeled
         noise_u = self.draw_noise(x_u, enumerate_labels=True)
@@ -246,7 +292,12 @@ class SemiSupervisedVAE(GenerativeMethod):
         noise_l = self.draw_noise(x_l, enumerate_labels=False)
         ctx_l = self._prepare(x_l, noise_l)
         elbo_l = self._bound(ctx_l, self.one_hot(y_l), noise_l["z"])
-        return semi_supervised_loss(elbo_u, elbo_l, self._log_q(ctx_l), y_l, self.class_weight)
+        terms = semi_supervised_loss(elbo_u, elbo_l, self.cross_entropy(ctx_l, y_l), self.class_weight,
+                                     self.config.objective)
+        if self.config.weight_prior:
+            # Both codes: (bound summed over the data + log p(W)) / N, i.e. log p(W) / N next to per-row bounds.
+            terms["loss"] = terms["loss"] - weight_log_prior(self.prior_parameters()) / self.spec.num_train
+        return terms
 
     # ---- generative interface -------------------------------------------------------------------------
     def encode(self, x):

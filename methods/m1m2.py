@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .distributions import (DenseNet, GaussianLayer, PixelDecoder, SemiSupervisedVAE, SemiSupervisedVAEConfig,
                             bernoulli_log_likelihood, gaussian_kl_to_standard, gaussian_log_pdf, image_features,
                             reparameterize)
+from .base import Recipe
 from .networks import architecture_for
 from .registry import register
 
@@ -36,6 +37,17 @@ M2_SETTINGS = {
 TOY_M2_SETTINGS = dict(activation="softplus", m2_hidden=(64,), m2_decoder_hidden=(64,), m2_latent_dim=10,
                        drop_threshold=0.1, m1_epochs=1)
 
+# The `kingma-code` recipe: dpkingma/nips14-ssl as run for MNIST with 100 labels (docs/baselines.md, "The
+# kingma-code recipe", lists the file and line of each setting).
+KINGMA_BATCHES_PER_PASS = 100   # run_2layer_ssl.py l.13 (n_minibatches=100)
+KINGMA_M2_PASSES = 3000         # run_2layer_ssl.py l.13 (n_passes=3000)
+KINGMA_M1_EPOCHS = 5000         # gpulearn_z_x.py: >= 10,000 passes of 50 batches = 500,000 updates = 5,000 of ours
+KINGMA_MNIST = dict(m2_hidden=(300,), m2_decoder_hidden=(300,),   # run_2layer_ssl.py l.13: n_hidden=(300,)
+                    objective="rows",                             # learn_yz_x_ss.py l.293-296: sums / n_tot
+                    weight_prior=True,                            # learn_yz_x_ss.py l.289-296: N(0, 1) prior / n_tot
+                    binarize="dynamic-m1",                        # gpulearn_z_x.py l.56, 399 (M1 only)
+                    m1_epochs=KINGMA_M1_EPOCHS)
+
 
 @dataclass
 class M1M2Config(SemiSupervisedVAEConfig):
@@ -48,6 +60,8 @@ class M1M2Config(SemiSupervisedVAEConfig):
     m2_latent_dim: int = 50             # z
     m1_epochs: int = 100                # the first m1_epochs epochs train M1 only
     m1_features: str = "sample"         # 'sample': z1 ~ q(z1|x) per batch (authors); 'mean': posterior mean
+    # binarize (shared setting) may also be 'dynamic-m1': M1 trains on x ~ Bernoulli(intensity), M2 reads the
+    # M1 codes of the intensities themselves (the authors' M1 and M2 scripts).
     drop_threshold: float = 0.1         # drop M1 dims with posterior-mean std <= this; <= 0 keeps all
 
 
@@ -55,6 +69,18 @@ class M1M2Config(SemiSupervisedVAEConfig):
 class M1M2(SemiSupervisedVAE):
     """M1+M2 (Kingma et al. 2014): a VAE (M1) pretrained on all images, then the semi-supervised M2 on its codes."""
     config_class = M1M2Config
+    binarize_modes = ("none", "dynamic", "dynamic-m1")
+
+    @classmethod
+    def recipes(cls, dataset):
+        """`kingma-code`: the authors' MNIST scripts (100 labels); not defined for the other datasets, for which
+        their M2 script has no 100-minibatch setting of ours to follow."""
+        if dataset != "mnist":
+            return {}
+        return {"kingma-code": Recipe(settings=dict(KINGMA_MNIST), batches_per_pass=KINGMA_BATCHES_PER_PASS,
+                                      epochs=KINGMA_M1_EPOCHS + KINGMA_M2_PASSES,
+                                      source="dpkingma/nips14-ssl: run_2layer_ssl.py, learn_yz_x_ss.py, "
+                                             "gpulearn_z_x.py")}
 
     @classmethod
     def paper_epochs(cls, dataset):
@@ -148,10 +174,15 @@ class M1M2(SemiSupervisedVAE):
     def on_epoch_start(self, epoch, optimizer):
         self.phase = "m1" if epoch < self.config.m1_epochs else "m2"
 
+    def prior_parameters(self):
+        """M2's parameters: the weight prior belongs to the M2 objective (M1 is frozen by then)."""
+        return (p for name, p in self.named_parameters() if not name.startswith("m1_"))
+
     def training_step(self, batch):
-        batch = self.training_batch(batch)
         if self.phase == "m1":
-            return self.m1_step(batch.x_unlabeled)
+            return self.m1_step(self.training_batch(batch).x_unlabeled)
+        if self.config.binarize != "dynamic-m1":
+            batch = self.training_batch(batch)
         if not bool(self.m1_keep_fixed):
             self.fix_kept_dims(torch.cat([batch.x_unlabeled, batch.x_labeled]))
         return self.semi_supervised_step(batch)

@@ -45,8 +45,9 @@ def start_semi_supervised_phase(method, optimizer=None):
 
 
 def with_label(noise, k):
-    """The noise of one enumerated label: its own z noise, everything else (ADGM's a, M1's code) shared."""
-    return {**noise, "z": noise["z"][k]}
+    """The noise of one enumerated label: its own z noise, everything else (ADGM's a, M1's code) shared.
+    The label axis of z is the third from the end (ADGM puts its draws of a in front)."""
+    return {**noise, "z": noise["z"].select(-3, k)}
 
 
 # ---- closed forms ------------------------------------------------------------------------------------------
@@ -84,13 +85,13 @@ def test_log_densities_match_torch_distributions():
 
 # ---- the template, once per method ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", NAMES)
-def test_enumerated_labels_equal_an_explicit_loop(name):
-    method = build(name).double()
+@pytest.mark.parametrize("name, overrides", [("m1m2", {}), ("adgm", {}), ("adgm", {"skip": True, "train_samples": 2})])
+def test_enumerated_labels_equal_an_explicit_loop(name, overrides):
+    method = build(name, **overrides).double()
     x = toy_batch().x_unlabeled.double()
     torch.manual_seed(5)
     noise = {k: v.double() for k, v in method.draw_noise(x, enumerate_labels=True).items()}
-    assert noise["z"].shape[:2] == (SPEC.num_classes, len(x))
+    assert noise["z"].shape[-3:-1] == (SPEC.num_classes, len(x))
     vectorised = method.unlabeled_elbo(x, noise)
     log_q = method.class_log_probs(x, noise)
     loop = torch.zeros(len(x), dtype=torch.float64)
@@ -318,3 +319,225 @@ def test_through_the_training_loop_with_resume(name, tmp_path, fake_data):
     for key in state[0]:   # M1+M2's kept dims (a buffer) and the phase survive the resume
         assert torch.equal(state[0][key], state[1][key]), key
     assert [h["loss"] for h in resumed] == [h["loss"] for h in straight]
+
+
+# ---- the original codes' settings (recipes) and the switches they set ----------------------------------------
+
+MNIST_SPEC = DataSpec(dataset="mnist", image_shape=(1, 8, 8), num_classes=3, class_priors=(1 / 3,) * 3,
+                      num_train=60, num_labeled=6)
+
+
+def test_kingma_code_recipe_settings():
+    recipe = get_method("m1m2").recipe("kingma-code", "mnist")
+    assert recipe.settings == {"m2_hidden": (300,), "m2_decoder_hidden": (300,), "objective": "rows",
+                               "weight_prior": True, "binarize": "dynamic-m1", "m1_epochs": 5000}
+    assert (recipe.batches_per_pass, recipe.epochs, recipe.labeled_subset) == (100, 5000 + 3000, "balanced")
+    config = get_method("m1m2").build(MNIST_SPEC, {"m1_epochs": 7}, recipe="kingma-code").config
+    assert (config.m2_hidden, config.m2_latent_dim, config.hidden, config.latent_dim) == ((300,), 50, (500, 500), 50)
+    assert (config.alpha, config.learning_rate, config.m1_epochs) == (0.1, 3e-4, 7)   # --set still wins
+
+
+def test_maaloe_code_recipes_settings():
+    adgm = get_method("adgm")
+    recipe = adgm.recipe("maaloe-code", "mnist")
+    assert recipe.settings == {"train_samples": 5, "batch_norm": False, "weight_prior": True, "binarize": "dynamic"}
+    assert (recipe.batches_per_pass, recipe.epochs) == (0, 0)      # the protocol's 100 + 100 and 1,000 epochs
+    assert adgm.recipe("maaloe-code-sdgm", "mnist").settings == {**recipe.settings, "skip": True}
+    config = adgm.build(MNIST_SPEC, recipe="maaloe-code").config
+    assert (config.objective, config.alpha, config.lr_decay, config.lr_decay_every, config.lr_floor) == (
+        "halves", 0.1, 0.75, 200, 3e-5)
+    assert (config.hidden, config.latent_dim, config.grad_clip_norm, config.grad_clip_value) == ((500, 500), 100, 5, 1)
+    assert adgm.paper_epochs("mnist") == 1000
+
+
+@pytest.mark.parametrize("name, recipe", [("m1m2", "kingma-code"), ("adgm", "maaloe-code")])
+def test_recipes_exist_for_mnist_only(name, recipe):
+    from methods.registry import UnknownNameError
+    with pytest.raises(UnknownNameError, match="no recipe"):
+        get_method(name).recipe(recipe, "svhn")
+
+
+def test_batches_per_pass_sets_the_run_batch_sizes(make_fake):
+    from datasets.base import Protocol
+    from training.loop import RunSpec, resolve_protocol
+    data = make_fake(num_train=1000, name="mnist", protocol=Protocol(num_labeled=100, unlabeled_batch_size=50,
+                                                                     labeled_batch_size=50, paper_epochs=3))
+    m1m2 = get_method("m1m2")
+    spec = resolve_protocol(RunSpec(method="m1m2", dataset="mnist", recipe="kingma-code"), data, m1m2)
+    assert (spec.unlabeled_batch_size, spec.labeled_batch_size, spec.epochs) == (10, 1, 8000)
+    assert spec.identity()["unlabeled_batch_size"] == 10 and spec.identity()["labeled_batch_size"] == 1
+    explicit = RunSpec(method="m1m2", dataset="mnist", recipe="kingma-code", unlabeled_batch_size=20, epochs=4)
+    assert (lambda s: (s.unlabeled_batch_size, s.labeled_batch_size, s.epochs))(
+        resolve_protocol(explicit, data, m1m2)) == (20, 1, 4)
+    plain = resolve_protocol(RunSpec(method="m1m2", dataset="mnist"), data, m1m2)
+    assert (plain.unlabeled_batch_size, plain.labeled_batch_size) == (50, 50)
+    small = make_fake(num_train=60, name="mnist", protocol=Protocol(num_labeled=6, unlabeled_batch_size=10,
+                                                                    labeled_batch_size=6, paper_epochs=3))
+    with pytest.raises(ValueError, match="100 minibatches"):
+        resolve_protocol(RunSpec(method="m1m2", dataset="mnist", recipe="kingma-code"), small, m1m2)
+
+
+def test_objectives_against_hand_computed_values():
+    from methods.distributions import semi_supervised_loss
+    elbo_u, elbo_l, ce = torch.tensor([-10.0, -20.0]), torch.tensor([-5.0]), torch.tensor([2.0])
+    # Maaloe et al.: each bound averaged over its part of the batch, weight 3 on the mean cross-entropy.
+    assert semi_supervised_loss(elbo_u, elbo_l, ce, 3.0, "halves")["loss"].item() == pytest.approx(15 + 5 + 6)
+    # Kingma et al. (learn_yz_x_ss.py l.296): f = -(sum_l (L + beta log q) + sum_u U) * n_minibatches / n_tot,
+    # here one minibatch of 1 labeled + 2 unlabeled rows out of n_tot = 300 rows in 100 minibatches.
+    kingma = -((-5.0 + 3.0 * -2.0) + (-10.0 - 20.0)) * 100 / 300
+    assert semi_supervised_loss(elbo_u, elbo_l, ce, 3.0, "rows")["loss"].item() == pytest.approx(kingma)
+    with pytest.raises(ValueError, match="objective"):
+        semi_supervised_loss(elbo_u, elbo_l, ce, 3.0, "sum")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_objective_weights_each_row_once(name):
+    batch, terms = toy_batch(), {}
+    for objective in ("halves", "rows"):
+        method = build(name, objective=objective)
+        start_semi_supervised_phase(method)
+        torch.manual_seed(7)
+        terms[objective] = method.training_step(batch)
+    halves, rows = terms["halves"], terms["rows"]
+    for key in ("elbo_u", "elbo_l", "ce"):   # the same draws: only the weighting differs
+        assert halves[key] == rows[key]
+    w, n_u, n_l = 0.1 * 60 / 6, len(batch.x_unlabeled), len(batch.x_labeled)
+    torch.testing.assert_close(halves["loss"], -(halves["elbo_u"] + halves["elbo_l"]) + w * halves["ce"])
+    expected = -(n_u * rows["elbo_u"] + n_l * rows["elbo_l"] - w * n_l * rows["ce"]) / (n_u + n_l)
+    torch.testing.assert_close(rows["loss"], expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_objective_is_refused(name):
+    with pytest.raises(ValueError, match="objective"):
+        build(name, objective="sum")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_weight_prior_adds_half_the_squared_weights_over_n(name):
+    batch, losses = toy_batch(), []
+    for prior in (False, True):
+        method = build(name, weight_prior=prior)
+        start_semi_supervised_phase(method)
+        torch.manual_seed(3)
+        losses.append(method.training_step(batch)["loss"])
+    # M1+M2: M2's weight matrices only (M1 is frozen by then); never biases.
+    matrices = [p for n, p in method.named_parameters() if p.dim() >= 2 and not n.startswith("m1_")]
+    assert matrices
+    expected = 0.5 * sum(p.pow(2).sum() for p in matrices).item() / SPEC.num_train
+    assert (losses[1] - losses[0]).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_m1m2_dynamic_m1_binarises_only_the_m1_phase():
+    batch = toy_batch()
+
+    def loss(binarize, epoch):
+        method = build("m1m2", binarize=binarize)
+        method.on_epoch_start(epoch, method.configure_optimizer())
+        torch.manual_seed(9)
+        return method.training_step(batch)["loss"].item()
+
+    assert loss("dynamic-m1", 0) == loss("dynamic", 0) != loss("none", 0)       # M1 on Bernoulli draws
+    assert loss("dynamic-m1", 1) == loss("none", 1) != loss("dynamic", 1)       # M2 on codes of intensities
+    with pytest.raises(ValueError, match="binarize"):
+        build("adgm", binarize="dynamic-m1")                                    # an M1+M2 mode only
+
+
+# ---- ADGM: draws of a per step, skip variant, batch norm ---------------------------------------------------
+
+def test_adgm_several_draws_average_the_bound_and_the_class_probabilities():
+    method = build("adgm", train_samples=3).double()
+    x, y = toy_batch().x_unlabeled.double(), torch.arange(12) % 3
+    torch.manual_seed(5)
+    noise = {k: v.double() for k, v in method.draw_noise(x, enumerate_labels=True).items()}
+    assert noise["a"].shape[0] == noise["z"].shape[0] == 3
+    single = build("adgm", train_samples=1).double()
+    single.load_state_dict(method.state_dict())
+    draws = [{k: v[s:s + 1] for k, v in noise.items()} for s in range(3)]
+    bounds = torch.stack([torch.stack([single.labeled_elbo(x, torch.full_like(y, k), with_label(d, k))
+                                       for k in range(3)], 1) for d in draws])           # (S, B, K)
+    q = torch.stack([single.class_log_probs(x, d).exp() for d in draws]).mean(0)      # mean over draws
+    expected = (q * (bounds.mean(0) - q.log())).sum(1)                                 # sdgmssl.py l.279-285
+    torch.testing.assert_close(method.unlabeled_elbo(x, noise), expected, rtol=1e-12, atol=1e-9)
+    # The labeled cross-entropy is the mean over the draws of -log q(y|a,x) (sdgmssl.py l.248-249).
+    labeled_noise = {"a": noise["a"], "z": noise["z"][:, 0]}
+    ctx = method._prepare(x, labeled_noise)
+    per_draw = [F.nll_loss(single.class_log_probs(x, {"a": labeled_noise["a"][s:s + 1]}), y, reduction="none")
+                for s in range(3)]
+    torch.testing.assert_close(method.cross_entropy(ctx, y), torch.stack(per_draw).mean(0))
+
+
+def test_adgm_skip_variant_graph():
+    torch.manual_seed(0)
+    sdgm, adgm = build("adgm", skip=True), build("adgm")
+    assert len(sdgm.p_x.dense.inputs) == 3 and len(sdgm.p_a.net.inputs) == 2      # p(x|y,z,a), p(a|y,z)
+    assert len(adgm.p_x.dense.inputs) == 2 and len(adgm.p_a.net.inputs) == 3      # p(x|y,z), p(a|x,y,z)
+    x = toy_batch().x_unlabeled
+    torch.manual_seed(1)
+    noise = sdgm.draw_noise(x, enumerate_labels=False)
+    y = torch.arange(12) % 3
+    shifted = {**noise, "a": noise["a"] + 1.0}      # the bound of SDGM reads a through p(x|a,y,z) as well
+    elbo = sdgm.labeled_elbo(x, y, noise)
+    assert not torch.allclose(elbo, sdgm.labeled_elbo(x, y, shifted))
+    # Generation needs no x: a comes from p(a|y,z).
+    images = sdgm.sample(torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
+    assert images.shape == (3, *SPEC.image_shape) and 0 <= images.min() and images.max() <= 1
+
+
+def test_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_eval():
+    from methods.distributions import BatchNormOverLeadingDims
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in build("adgm").modules())
+    method = build("adgm", batch_norm=True)
+    norms = [m for m in method.modules() if isinstance(m, BatchNormOverLeadingDims)]
+    assert len(norms) == 2 * 5      # two hidden layers on each of the five edges
+    x = toy_batch().x_unlabeled
+    h = method.features(x)
+    first = method.q_a.net.rest[0]  # the normalisation of q(a|x)'s first hidden layer
+    pre_activation = method.q_a.net.inputs[0](h)
+    method.train()
+    before = first.running_mean.clone()
+    normalised = first(pre_activation)
+    units = pre_activation.shape[-1]
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(units), atol=1e-5, rtol=0)
+    variance = pre_activation.var(0, unbiased=False).detach()      # Lasagne's epsilon 1e-4 under the root
+    torch.testing.assert_close(normalised.var(0, unbiased=False), variance / (variance + 1e-4), atol=1e-4, rtol=1e-4)
+    assert not torch.equal(first.running_mean, before)                          # updated from the batch
+    mean_train_row0 = method.q_a(h)[0][:1]
+    assert not torch.allclose(mean_train_row0, method.q_a(h[:2])[0][:1])        # depends on the rest of the batch
+    method.eval()
+    frozen = first.running_mean.clone()
+    with torch.no_grad():
+        together, alone = method.q_a(h)[0][:1], method.q_a(h[:1])[0]
+    torch.testing.assert_close(together, alone)                                 # running statistics: row by row
+    assert torch.equal(first.running_mean, frozen)
+    # Statistics are over every leading dimension (draws of a, enumerated labels, batch), as over flat rows.
+    layer, values = BatchNormOverLeadingDims(4).train(), torch.randn(2, 3, 5, 4)
+    flat = torch.nn.BatchNorm1d(4, eps=1e-4).train()
+    torch.testing.assert_close(layer(values), flat(values.reshape(-1, 4)).reshape(values.shape))
+
+
+def test_adgm_refuses_zero_training_draws():
+    with pytest.raises(ValueError, match="train_samples"):
+        build("adgm", train_samples=0)
+
+
+@pytest.mark.parametrize("name, recipe, overrides", [
+    ("m1m2", "kingma-code", {"m1_epochs": 1}),
+    ("adgm", "maaloe-code-sdgm", {"eval_samples": 2, "batch_norm": True, "train_samples": 2}),
+])
+def test_recipes_through_the_training_loop(name, recipe, overrides, tmp_path, make_fake):
+    from datasets.base import Protocol
+    from training import RunSpec, train
+    data = make_fake(num_train=200, name="mnist", protocol=Protocol(num_labeled=100, unlabeled_batch_size=20,
+                                                                    labeled_batch_size=100, paper_epochs=3))
+    steps = []
+    run = RunSpec(method=name, dataset="mnist", recipe=recipe, overrides=overrides, epochs=2, progress=False)
+    history = train(run, tmp_path / "run", data=data, on_step=lambda epoch, step: steps.append(epoch))["history"]
+    saved = __import__("json").loads((tmp_path / "run" / "config.json").read_text())
+    if name == "m1m2":   # 100 minibatches per pass: 2 unlabeled + 1 labeled rows, 100 steps per epoch
+        assert (saved["run"]["unlabeled_batch_size"], saved["run"]["labeled_batch_size"]) == (2, 1)
+        assert steps.count(0) == steps.count(1) == 100
+        assert saved["method_config"]["objective"] == "rows" and list(saved["method_config"]["m2_hidden"]) == [300]
+    else:
+        assert saved["method_config"]["skip"] and saved["method_config"]["train_samples"] == 2
+    assert all(math.isfinite(h["loss"]) and 0 <= h["test_error"] <= 1 for h in history)

@@ -64,16 +64,31 @@ def pick_device(name="auto"):
     return torch.device(name)
 
 
+def recipe_batch_sizes(recipe, num_train, num_labeled):
+    """(unlabeled, labeled) batch sizes of a recipe that splits a pass into `batches_per_pass` minibatches,
+    or (0, 0) when the recipe keeps the protocol's sizes."""
+    if recipe is None or not recipe.batches_per_pass:
+        return 0, 0
+    if min(num_train, num_labeled) < recipe.batches_per_pass:
+        raise ValueError(f"the recipe splits each pass into {recipe.batches_per_pass} minibatches, but the data has "
+                         f"{num_train} training and {num_labeled} labeled images; set --unlabeled-batch-size and "
+                         "--labeled-batch-size instead")
+    return num_train // recipe.batches_per_pass, num_labeled // recipe.batches_per_pass
+
+
 def resolve_protocol(spec, data, method_class):
-    """Fill the zeros of `spec` from the dataset protocol (returns a new, complete RunSpec)."""
+    """Fill the zeros of `spec` from the recipe, then the dataset protocol (returns a new, complete RunSpec)."""
     p = data.protocol
-    recipe_subset = method_class.recipe(spec.recipe, data.name).labeled_subset if spec.recipe else "balanced"
+    recipe = method_class.recipe(spec.recipe, data.name) if spec.recipe else None
+    num_labeled = spec.num_labeled or p.num_labeled
+    unlabeled_size, labeled_size = recipe_batch_sizes(recipe, len(data.train_images), num_labeled)
     return RunSpec(**{**asdict(spec),
-                      "labeled_subset": spec.labeled_subset or recipe_subset,
-                      "num_labeled": spec.num_labeled or p.num_labeled,
-                      "unlabeled_batch_size": spec.unlabeled_batch_size or p.unlabeled_batch_size,
-                      "labeled_batch_size": spec.labeled_batch_size or p.labeled_batch_size,
-                      "epochs": spec.epochs or method_class.paper_epochs(data.name) or p.paper_epochs})
+                      "labeled_subset": spec.labeled_subset or (recipe.labeled_subset if recipe else "balanced"),
+                      "num_labeled": num_labeled,
+                      "unlabeled_batch_size": spec.unlabeled_batch_size or unlabeled_size or p.unlabeled_batch_size,
+                      "labeled_batch_size": spec.labeled_batch_size or labeled_size or p.labeled_batch_size,
+                      "epochs": (spec.epochs or (recipe.epochs if recipe else 0) or method_class.paper_epochs(data.name)
+                                 or p.paper_epochs)})
 
 
 def prepare(spec, run_dir, data=None):
