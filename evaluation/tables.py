@@ -77,8 +77,11 @@ def training_length_note(records, dataset):
         mine = sorted({r["training"]["epochs"] for r in records if r["method"] == method})
         reused = sorted({r["run_dir"] for r in records if r["method"] == method and r.get("run_reused")})
         paper = paper_length(method, dataset)
+        budget = sorted({r["budget_epochs"] for r in records if r["method"] == method and r.get("budget_epochs")})
         text = f"{DISPLAY_NAMES.get(method, method)} {'/'.join(map(str, mine))}"
-        text += f" (paper: {paper})" if paper else ""
+        notes = ([f"budget: at least {'/'.join(map(str, budget))}"] if budget and budget != mine else []) \
+            + ([f"paper: {paper}"] if paper else [])
+        text += f" ({'; '.join(notes)})" if notes else ""
         if reused:
             text += f" [runs reused: {', '.join(f'`{r}`' for r in reused)}]"
         parts.append(text)
