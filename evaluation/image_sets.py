@@ -51,9 +51,13 @@ def load_folder(folder):
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) < 2:
         raise ImageSetError(f"{folder} holds {len(files)} PNG/JPG images; at least 2 are needed")
-    opened = [Image.open(p) for p in files]
-    grey = all(image.mode in ("L", "1") for image in opened)
-    arrays = [np.asarray(image.convert("L" if grey else "RGB")) for image in opened]
+    arrays, modes = [], []
+    for file in files:
+        with Image.open(file) as image:
+            modes.append(image.mode)
+            arrays.append(np.asarray(image.convert("RGB")))
+    if all(mode in ("L", "1") for mode in modes):  # greyscale stays one channel, as the datasets hold it
+        arrays = [array[..., 0] for array in arrays]
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
         raise ImageSetError(f"{folder}: images have different sizes {sorted(sizes)}")
