@@ -170,3 +170,14 @@ def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protoco
     assert budgets.get_budget("quick").run_settings("segma", "mnist")["epochs"] == 5
     assert table_file_name(2, "comparable") == "table2.md" and table_file_name(2, "quick") == "table2-quick.md"
     assert not load_records(REPO / "results", "no-such-budget").shape[0]
+
+
+def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path):
+    from evaluation.status import render_status
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
+    write_cell(tmp_path, "segma", 1, {"test_error": 0.14})
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: never the best
+    text = render_status(tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("| 2 | SeGMA | MNIST"))
+    assert "13.00 ± 1.41 (n=2)" in line and "`comparable`" in line and "12.70" in line
+    assert "[runs/comparable/](runs/comparable/)" in text and "[runs/quick/](runs/quick/)" in text
