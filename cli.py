@@ -186,7 +186,7 @@ def image_set_command(kind):
         extractor = compare.build_extractor(fid_weights, str(pick_device(device)))
         result = compare.compare_image_sets(first, second, {kind}, extractor, data_root,
                                             resolve_cache_dir(cache_dir), num_real)
-        click.echo(json.dumps(result, indent=2, default=str))
+        click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
 
     command.__doc__ = (f"{metric} between two image sets FIRST and SECOND: each a folder of PNG/JPG images, an "
                        f".npy/.npz array, or DATASET:SPLIT.\n\n"
