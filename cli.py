@@ -114,16 +114,20 @@ def evaluation_options(command):
 @click.option("--method", "method_names", multiple=True, help="Repeatable; default: the table's methods. "
               "A plugin method named here gets its own row.")
 @click.option("--seeds", default=0, type=int, help="Seeds 0..N-1 (default: the budget's).")
-@click.option("--budget", default="quick", show_default=True, help="quick or paper (evaluation/budgets.py).")
+@click.option("--budget", default="quick", show_default=True, help="quick, comparable or paper "
+              "(evaluation/budgets.py).")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--recompute", is_flag=True, help="Evaluate every cell again even where its result exists "
               "(training only what has no run folder here): how a fresh clone reproduces the committed tables.")
+@click.option("--force", is_flag=True, help="Replace a record with one from a shorter run, or a table with one "
+              "with fewer filled cells (refused otherwise).")
 @evaluation_options
 @user_errors
-def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, data_root, cache_dir,
-              fid_weights, device):
-    """Train and evaluate every missing cell of a paper table, then render results/tableN.md."""
+def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, data_root,
+              cache_dir, fid_weights, device):
+    """Train and evaluate every missing cell of a paper table, then render results/tableN.md (budget
+    comparable) or results/tableN-BUDGET.md."""
     from datasets import resolve_cache_dir
     from evaluation.paper_reference import DATASETS
     from evaluation.reproduce import reproduce as run_reproduce
@@ -131,7 +135,7 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     datasets = DATASETS if "all" in datasets else datasets
     options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
                "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,
-               "results_dir": results_dir, "progress": True, "recompute": recompute}
+               "results_dir": results_dir, "progress": True, "recompute": recompute, "force": force}
     command = "python cli.py " + shlex.join(sys.argv[1:])
     path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
     click.echo(text)
@@ -140,20 +144,59 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
 
 @cli.command()
 @click.option("--table", "table", required=True, type=int, help="1, 2 or 3.")
-@click.option("--budget", default="quick", show_default=True)
+@click.option("--budget", default="comparable", show_default=True, help="Whose records to render.")
+@click.option("--dataset", "datasets", multiple=True, help="Repeatable; the table's dataset columns "
+              "(default: those with records at this budget).")
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace the table even if it had more filled cells.")
 @user_errors
-def table(table, budget, results_dir):
-    """Render results/tableN.md from the result JSONs that exist, without training."""
+def table(table, budget, datasets, results_dir, force):
+    """Render results/tableN.md (budget comparable) or results/tableN-BUDGET.md from the committed records
+    in results/runs/BUDGET/, without training or evaluating. With no records it writes nothing and fails."""
     from evaluation.budgets import get_budget
     from evaluation.paper_reference import PAPER_TABLES
     from evaluation.reproduce import write_table
     if table not in PAPER_TABLES:
         raise UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     get_budget(budget)
-    path, text = write_table(table, budget, results_dir, "python cli.py " + shlex.join(sys.argv[1:]))
+    path, text = write_table(table, budget, results_dir, list(datasets), force)
     click.echo(text)
     click.echo(f"written to {path}")
+
+
+def image_set_command(kind):
+    """`fid` or `kid`: score two image sets with evaluate's extractor, cache and protocol."""
+    metric = {"fid": "FID", "kid": "KID (unbiased, polynomial kernel, 100 subsets of 1,000)"}[kind]
+
+    @click.argument("first")
+    @click.argument("second")
+    @click.option("--num-real", default=0, type=int, help="Images drawn from a DATASET:SPLIT set (default: as "
+                  "many as the other set holds; 10,000 when both are splits).")
+    @click.option("--data-root", type=click.Path(file_okay=False), help="Data folder (also $SEGMA_DATA_ROOT).")
+    @click.option("--cache-dir", type=click.Path(file_okay=False), help="Reference features cache (also "
+                  "$SEGMA_CACHE_DIR; default ./.cache), shared with evaluate and reproduce.")
+    @click.option("--fid-weights", type=click.Path(dir_okay=False), help="FID Inception weights (also "
+                  "$SEGMA_FID_WEIGHTS; offline copy ../shared/weights/pt_inception-2015-12-05.pth).")
+    @click.option("--device", default="auto", show_default=True)
+    @user_errors
+    def command(first, second, num_real, data_root, cache_dir, fid_weights, device):
+        from datasets import resolve_cache_dir
+        from evaluation import compare
+        from training import pick_device
+        extractor = compare.build_extractor(fid_weights, str(pick_device(device)))
+        result = compare.compare_image_sets(first, second, {kind}, extractor, data_root,
+                                            resolve_cache_dir(cache_dir), num_real)
+        click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+
+    command.__doc__ = (f"{metric} between two image sets FIRST and SECOND: each a folder of PNG/JPG images, an "
+                       f".npy/.npz array, or DATASET:SPLIT.\n\n"
+                       f"Example: python cli.py {kind} samples/ mnist:train --data-root ../shared/data "
+                       f"--fid-weights ../shared/weights/pt_inception-2015-12-05.pth")
+    return cli.command(kind)(command)
+
+
+image_set_command("fid")
+image_set_command("kid")
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
     extractor = FeatureExtractor(weights_path)              # once per process
     ref_mu, ref_sigma = cached_reference_statistics(cache_dir, key, load_real_images, extractor)
+    ref_features, ref_mu, ref_sigma = cached_reference(cache_dir, key, load_real_images, extractor)  # for KID too
     fid = fid_from_images(generated_images, ref_mu, ref_sigma, extractor)
 """
 import hashlib
@@ -116,18 +117,26 @@ def cached_reference_statistics(cache_dir, key, compute_images, extractor):
     key: JSON-serialisable dict with at least dataset, split, num_samples and preprocessing.
     compute_images: called only on a cache miss; returns float images (num_samples, C, H, W) in [0, 1].
     """
+    _, mu, sigma = cached_reference(cache_dir, key, compute_images, extractor, need_features=False)
+    return mu, sigma
+
+
+def cached_reference(cache_dir, key, compute_images, extractor, need_features=True):
+    """(features, mu, sigma) of the real images described by `key`; the cache file keeps the features
+    too (KID needs them). A file written before features were kept is recomputed when they are needed."""
     full_key = reference_key(key, extractor)
     path = reference_cache_path(cache_dir, full_key)
     cached = _load_statistics(path, full_key)
-    if cached is not None:
+    if cached is not None and (cached[0] is not None or not need_features):
         return cached
 
     images = compute_images()
     if len(images) != full_key["num_samples"]:
         raise ValueError(f"compute_images returned {len(images)} images, the key says {full_key['num_samples']}")
-    mu, sigma = activation_statistics(extractor(images))
-    _save_statistics(path, mu, sigma, full_key)
-    return mu, sigma
+    features = np.asarray(extractor(images))
+    mu, sigma = activation_statistics(features)
+    _save_statistics(path, features, mu, sigma, full_key)
+    return features, mu, sigma
 
 
 def _canonical_json(key):
@@ -135,7 +144,7 @@ def _canonical_json(key):
 
 
 def _load_statistics(path, full_key):
-    """(mu, sigma) stored at `path` for exactly this key, else None."""
+    """(features or None, mu, sigma) stored at `path` for exactly this key, else None."""
     if not path.is_file():
         return None
     try:
@@ -143,18 +152,19 @@ def _load_statistics(path, full_key):
             # The key inside the file, not only its hash in the name, must match.
             if str(stored["key"]) != _canonical_json(full_key):
                 return None
-            return stored["mu"], stored["sigma"]
+            features = stored["features"] if "features" in stored.files else None
+            return features, stored["mu"], stored["sigma"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None  # unreadable: recompute and overwrite
 
 
-def _save_statistics(path, mu, sigma, full_key):
+def _save_statistics(path, features, mu, sigma, full_key):
     # Write a temporary file beside the target, then rename: readers see the old file or the whole new one.
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, mu=mu, sigma=sigma, key=np.array(_canonical_json(full_key)))
+            np.savez(file, features=features, mu=mu, sigma=sigma, key=np.array(_canonical_json(full_key)))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -4,16 +4,18 @@
 - sample FID (Table I): images generated from the target distribution, classes drawn from the priors;
 - interpolation FID (Table III): pairs of random test images, encoded, a random point t ~ U(0, 1) on
   the segment between their codes, decoded (Section VI.C).
-FIDs are against a fixed random subset of the real training images of the same size (the reference);
-the floor is the FID of as many real test images against that reference."""
+- sample KID and interpolation KID (evaluation/kid.py): from the same Inception features as the FIDs.
+FIDs and KIDs are against a fixed random subset of the real training images of the same size (the
+reference); the floor is the FID (and KID) of as many real test images against that reference."""
 import torch
 
 from datasets.base import to_float
 
 from .classification import test_error
-from .fid import cached_reference_statistics, fid_from_images, fid_protocol, frechet_distance
+from .fid import activation_statistics, cached_reference, fid_protocol, frechet_distance
+from .kid import kernel_inception_distance, kid_protocol
 from .latent_ops import interpolate
-from .results import METRICS
+from .results import KID_OF_FID, METRICS
 
 REFERENCE_SPLIT = "train"
 REFERENCE_SEED = 0  # the reference subset is the same for every method and seed
@@ -60,18 +62,19 @@ def real_subset(data, split, num_images, seed=REFERENCE_SEED):
 
 
 def real_statistics(data, split, num_images, extractor, cache_dir):
-    """Cached statistics of real images; the key covers everything that changes them."""
+    """Cached (features, mu, sigma) of real images, and their count; the key covers everything that
+    changes them."""
     split_size = len(split_images(data, split))
     size = min(num_images, split_size)
     key = {"dataset": data.name, "split": split, "num_samples": size, "subset_seed": REFERENCE_SEED,
            "split_size": split_size,
            "source": {k: v for k, v in data.source.items() if k != "root"},
            "preprocessing": "uint8 / 255, grey repeated to RGB, pytorch-fid bilinear resize to 299"}
-    return cached_reference_statistics(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
+    return cached_reference(cache_dir, key, lambda: real_subset(data, split, num_images), extractor), size
 
 
 def evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
-    """The metrics in `wanted` (test_error, sample_fid, interpolation_fid) and their protocol.
+    """The metrics in `wanted` (results.METRICS) and their protocol.
 
     Every random draw, including a method's own (ADGM samples a in classify and encode), comes from
     `seed`, in a forked RNG that leaves the caller's state alone."""
@@ -89,17 +92,24 @@ def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
     if "test_error" in wanted:
         metrics["test_error"] = test_error(method, data.test_images, data.test_labels) if method.has_classifier else None
         protocol["test_error"] = f"argmax of classify() over all {len(data.test_images)} test images"
-    fid_wanted = {"sample_fid", "interpolation_fid"} & set(wanted)
-    if fid_wanted:
-        reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
-        floor_stats, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
-        protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
-                           "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",
-                           "floor": f"{floor_size} random {data.name} test images against the reference",
-                           "floor_fid": frechet_distance(*floor_stats, *reference)}
-    if "sample_fid" in fid_wanted:
-        metrics["sample_fid"] = fid_from_images(generated_samples(method, fid_samples, seed), *reference, extractor)
-    if "interpolation_fid" in fid_wanted:
-        images = interpolation_samples(method, data.test_images, fid_samples, seed)
-        metrics["interpolation_fid"] = fid_from_images(images, *reference, extractor)
+    image_wanted = [fid for fid, kid in KID_OF_FID.items() if fid in wanted or kid in wanted]
+    if not image_wanted:
+        return metrics, protocol
+    reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
+    floor, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
+    floor_kid = kernel_inception_distance(floor[0], reference[0])
+    protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
+                       "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",
+                       "floor": f"{floor_size} random {data.name} test images against the reference",
+                       "floor_fid": frechet_distance(*floor[1:], *reference[1:])}
+    protocol["kid"] = {**kid_protocol(), "floor_kid": floor_kid["kid"], "floor_kid_std": floor_kid["kid_std"]}
+    for name in image_wanted:
+        if name == "sample_fid":
+            images = generated_samples(method, fid_samples, seed)
+        else:
+            images = interpolation_samples(method, data.test_images, fid_samples, seed)
+        features = extractor(images)
+        metrics[name] = frechet_distance(*activation_statistics(features), *reference[1:])
+        kid = kernel_inception_distance(features, reference[0])
+        metrics[KID_OF_FID[name]], metrics[KID_OF_FID[name] + "_std"] = kid["kid"], kid["kid_std"]
     return metrics, protocol

@@ -35,3 +35,6 @@ PAPER_TABLES = {
 
 DATASETS = ("mnist", "svhn", "celeba")
 
+
+# Model names as the paper writes them (display only; the registry names stay as they are).
+DISPLAY_NAMES = {"m1m2": "M1+M2", "adgm": "ADGM", "segma": "SeGMA", "segma-unsup": "SeGMA unsup.", "cwae": "CWAE"}

@@ -3,7 +3,9 @@
 Finished work is never redone: a trained run is resumed or skipped, and a metric already in a cell's
 JSON is not recomputed (unless --recompute: then every cell is evaluated again, and trained again where
 its run folder is not on this machine, as on a fresh clone). Interrupt at any point and run the same
-command again."""
+command again. Budgets that reuse runs evaluate a run folder of the same identity with at least the
+budget's epochs (e.g. a long run made by `train`) instead of training (evaluation/run_reuse.py). No record
+is replaced by one from a shorter run, and no table by one with fewer filled cells, without --force."""
 import json
 import time
 from pathlib import Path
@@ -11,10 +13,13 @@ from pathlib import Path
 import methods
 from datasets import get_loader, load_dataset
 from training import RunSpec, load_trained, train
+from training.loop import resolve_protocol
 
-from .budgets import get_budget
+from .budgets import get_budget, table_file_name
+from .guards import check_record_replacement, check_table_replacement
 from .paper_reference import PAPER_TABLES
-from .results import read_record, record_path, software_versions, write_record
+from .results import KID_OF_FID, load_records, read_record, record_path, software_versions, write_record
+from .run_reuse import completed_epochs, find_reusable_run
 from .tables import render
 
 
@@ -32,29 +37,53 @@ def trained_further(run_dir, record, metric):
     return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
 
 
+def wanted_metrics(metric):
+    """The table's metric and the KID computed from the same images."""
+    return {metric, KID_OF_FID[metric]} if metric in KID_OF_FID else {metric}
+
+
+def choose_run(spec, data, own_dir, budget, options):
+    """(run folder, reused?): a run with this identity and at least the budget's epochs, found under the
+    runs root, where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
+    resolved = resolve_protocol(spec, data, methods.get_method(spec.method))
+    if budget.reuse_runs:
+        found, _ = find_reusable_run(options["runs_root"], resolved.identity(), resolved.epochs)
+        if found is not None:
+            return found, Path(found).resolve() != Path(own_dir).resolve(), resolved.epochs
+    return own_dir, False, resolved.epochs
+
+
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
     path = record_path(options["results_dir"], budget.name, dataset, method, seed)
     record = read_record(path) or {}
-    run_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
-    if (metric in record.get("metrics", {}) and not options.get("recompute")
-            and not trained_further(run_dir, record, metric)):
+    own_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
+    wanted = wanted_metrics(metric)
+    if (wanted <= set(record.get("metrics", {})) and not options.get("recompute")
+            and not trained_further(record.get("run_dir", own_dir), record, metric)):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
-    overrides = (budget.method_overrides or {}).get(method, {})
-    spec = RunSpec(method=method, dataset=dataset, seed=seed, epochs=budget.epochs.get(dataset, 0), overrides=overrides,
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
                    device=options["device"], progress=options["progress"])
-    training = train(spec, run_dir, data=data)
+    run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options)
+    planned = max(budget_epochs, completed_epochs(run_dir))
+    check_record_replacement(path, record, planned, options.get("force", False))  # before any training
+    if reused:
+        log(f"{dataset}/{method}/seed{seed}: evaluating {run_dir} ({completed_epochs(run_dir)} epochs), not retraining")
+        training = json.loads((Path(run_dir) / "metrics.json").read_text())
+    else:
+        training = train(spec, run_dir, data=data)
     spec, data, model = load_trained(run_dir, data=data, device=options["device"])
     from .harness import evaluate  # imports the FID stack only when a cell is evaluated
     extractor = extractor_factory() if metric != "test_error" else None
     started = time.time()
-    metrics, protocol = evaluate(model, data, {metric}, budget.fid_samples, extractor, options["cache_dir"], seed)
+    metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options["cache_dir"], seed)
     record.setdefault("metrics", {}).update(metrics)
     record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
     record.setdefault("protocol", {}).update(protocol)
     record.update({
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
-        "data_source": data.source,
+        "run_reused": reused, "budget_epochs": budget_epochs, "data_source": data.source,
+        "command": options.get("command"),
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
                      "test_error_by_epoch": [h["test_error"] for h in training["history"]]},
@@ -74,7 +103,11 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
         methods.get_method(name)  # fail on unknown names before any training
     for dataset in datasets:
         get_loader(dataset)
+    if seeds < 0:
+        raise ValueError(f"--seeds must be a count of seeds (0 or more; 0: the budget's {budget.default_seeds}), "
+                         f"got {seeds}")
     seeds = seeds or budget.default_seeds
+    options = {**options, "command": command}  # each record names the command that made it
     started = time.time()
     extractor = {}  # built once, on first use
 
@@ -90,12 +123,27 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
             for seed in range(seeds):
                 reproduce_cell(name, dataset, seed, budget, metric, data, extractor_factory, options, log)
     log(f"reproduce --table {table}: {(time.time() - started) / 60:.1f} min")
-    return write_table(table, budget.name, options["results_dir"], command)
+    return write_table(table, budget.name, options["results_dir"], datasets, options.get("force", False))
 
 
-def write_table(table, budget_name, results_dir, command=None):
+class NoRecords(ValueError):
+    """A table was asked for where its budget has no records."""
+
+
+def write_table(table, budget_name, results_dir, datasets=None, force=False):
+    """Render results/tableN[-BUDGET].md from the records; refuses (writing nothing) where there are no
+    records, or where the table on disk has more filled cells (unless force)."""
     from storage import atomic_write_text
-    text = render(table, results_dir, budget_name, set(methods.METHODS), command)
-    path = Path(results_dir) / f"table{table}.md"
+    frame = load_records(results_dir, budget_name)
+    metric = PAPER_TABLES[table]["metric"]
+    have = frame[(frame.metric == metric) & (frame.dataset.isin(datasets) if datasets else True)]
+    if have.empty:
+        where = Path(results_dir) / "runs" / budget_name
+        raise NoRecords(f"no records for table {table} at budget {budget_name!r}"
+                        + (f" on {', '.join(datasets)}" if datasets else "") + f" in {where}; nothing written. "
+                        f"Make them with `python cli.py reproduce --table {table} --budget {budget_name}`.")
+    text = render(table, results_dir, budget_name, set(methods.METHODS), datasets)
+    path = Path(results_dir) / table_file_name(table, budget_name)
+    check_table_replacement(path, text, force)
     atomic_write_text(path, text)
     return path, text

@@ -9,7 +9,9 @@ import pandas as pd
 
 from storage import atomic_write_json
 
-METRICS = ("test_error", "sample_fid", "interpolation_fid")
+METRICS = ("test_error", "sample_fid", "interpolation_fid", "sample_kid", "interpolation_kid")
+# Each image metric and the KID computed from the same generated images' Inception features.
+KID_OF_FID = {"sample_fid": "sample_kid", "interpolation_fid": "interpolation_kid"}
 
 
 def record_path(results_dir, budget, dataset, method, seed):

@@ -16,8 +16,8 @@ from pytorch_fid import inception as pytorch_fid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 
 from evaluation import inception
-from evaluation.fid import (activation_statistics, cached_reference_statistics, fid_from_images, fid_protocol,
-                            frechet_distance, reference_cache_path, reference_key)
+from evaluation.fid import (activation_statistics, cached_reference, cached_reference_statistics, fid_from_images,
+                            fid_protocol, frechet_distance, reference_cache_path, reference_key)
 from evaluation.inception import FeatureExtractor, FIDWeightsError
 
 WEIGHTS = Path(os.environ.get(inception.WEIGHTS_ENV_VAR) or
@@ -328,3 +328,18 @@ def test_reference_key_requires_its_fields_and_the_extractors_weights(tmp_path):
         reference_key({**KEY, "weights_sha256": "c" * 64}, FakeExtractor())
     with pytest.raises(ValueError, match="returned 8 images"):
         cached_reference_statistics(tmp_path, {**KEY, "num_samples": 9}, CountingImages(8), FakeExtractor())
+
+
+def test_the_cache_keeps_the_features_and_refills_a_file_written_without_them(tmp_path):
+    images = CountingImages(8)
+    features, mu, _ = cached_reference(tmp_path, KEY, images, FakeExtractor())
+    np.testing.assert_array_equal(features, FakeExtractor()(mnist_like(8)))
+    path = reference_cache_path(tmp_path, reference_key(KEY, FakeExtractor()))
+    with np.load(path) as stored:  # rewrite it as a file from before features were kept
+        old = {name: stored[name] for name in ("mu", "sigma", "key")}
+    np.savez(path, **old)
+    cached_reference_statistics(tmp_path, KEY, images, FakeExtractor())
+    assert images.calls == 1  # mean and covariance alone still come from the old file
+    again, _, _ = cached_reference(tmp_path, KEY, images, FakeExtractor())
+    assert images.calls == 2 and np.array_equal(again, features)
+    assert "features" in np.load(path).files

@@ -104,8 +104,10 @@ def test_evaluate_reports_metrics_protocol_and_floor(fake_data, tmp_path):
     extractor = StubExtractor()
     wanted = {"test_error", "sample_fid", "interpolation_fid"}
     metrics, protocol = harness.evaluate(method, fake_data, wanted, 20, extractor, tmp_path / "cache", seed=0)
-    assert set(metrics) == wanted and 0 <= metrics["test_error"] <= 1
+    kids = {"sample_kid", "sample_kid_std", "interpolation_kid", "interpolation_kid_std"}  # from the same features
+    assert set(metrics) == wanted | kids and 0 <= metrics["test_error"] <= 1
     assert metrics["sample_fid"] > 0 and metrics["interpolation_fid"] > 0
+    assert metrics["sample_kid"] > protocol["kid"]["floor_kid"]  # a fresh model's samples are unlike the data
     fid = protocol["fid"]
     assert fid["generated_images"] == 20 and fid["weights_sha256"] == extractor.weights_sha256
     assert "20 random fake train images" in fid["reference"]
@@ -117,9 +119,10 @@ def test_evaluate_reports_metrics_protocol_and_floor(fake_data, tmp_path):
 
 def test_real_statistics_key_changes_with_sample_count(fake_data, tmp_path):
     extractor = StubExtractor()
-    (mu10, _), n10 = harness.real_statistics(fake_data, "train", 10, extractor, tmp_path)
-    (mu20, _), n20 = harness.real_statistics(fake_data, "train", 20, extractor, tmp_path)
-    (_, _), n_all = harness.real_statistics(fake_data, "test", 10_000, extractor, tmp_path)
+    (features10, mu10, _), n10 = harness.real_statistics(fake_data, "train", 10, extractor, tmp_path)
+    (_, mu20, _), n20 = harness.real_statistics(fake_data, "train", 20, extractor, tmp_path)
+    (_, _, _), n_all = harness.real_statistics(fake_data, "test", 10_000, extractor, tmp_path)
+    assert features10.shape == (10, 6)  # the features are kept, for KID
     assert (n10, n20, n_all) == (10, 20, len(fake_data.test_images))  # capped at the split size
     assert not np.allclose(mu10, mu20)
     assert len(list(tmp_path.glob("*.npz"))) == 3

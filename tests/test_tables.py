@@ -9,6 +9,7 @@ import methods
 from datasets.registry import DATASETS
 from evaluation import reproduce as reproduce_module
 from evaluation.results import aggregate, load_records, record_path, write_record
+from evaluation.paper_reference import DATASETS as PAPER_DATASETS
 from evaluation.tables import render
 
 
@@ -38,22 +39,23 @@ def test_table_two_renders_ours_beside_the_paper_with_missing_cells(tmp_path):
     write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10})
     write_cell(tmp_path, "segma", "mnist", 1, {"test_error": 0.14})
     write_cell(tmp_path, "adgm", "mnist", 0, {"test_error": 0.05})
-    text = render(2, tmp_path, "quick", methods_available={"segma", "adgm"}, command="python cli.py x")
-    segma_row = next(line for line in text.splitlines() if "| segma" in line)
+    text = render(2, tmp_path, "quick", methods_available={"segma", "adgm"}, datasets=PAPER_DATASETS)
+    segma_row = next(line for line in text.splitlines() if "| SeGMA " in line)
     assert "12.00 ± 2.83 (n=2)" in segma_row and "12.70" in segma_row and "-0.70" in segma_row
-    adgm_row = next(line for line in text.splitlines() if "| adgm" in line)
+    adgm_row = next(line for line in text.splitlines() if "| ADGM " in line)
     assert "5.00 (n=1)" in adgm_row and "±" not in adgm_row.split("|")[3]
-    m1m2_row = next(line for line in text.splitlines() if "| m1m2" in line)
+    m1m2_row = next(line for line in text.splitlines() if "| M1+M2 " in line)
     assert "not implemented" in m1m2_row and "17.00" in m1m2_row  # paper value shown even without ours
     assert "missing" in segma_row  # SVHN and CelebA cells were not run
-    assert "budget `quick`" in text and "Produced by `python cli.py x`" in text
+    assert "budget `quick`" in text and "`python cli.py reproduce --table 2 --budget quick --dataset mnist " \
+        "--dataset svhn --dataset celeba`" in text
 
 
 def test_table_one_says_small_sample_fids_are_not_comparable(tmp_path):
     write_cell(tmp_path, "cwae", "mnist", 0, {"sample_fid": 30.0})
     text = render(1, tmp_path, "quick", methods_available=set(methods.METHODS))
-    assert "Not comparable with the paper's FIDs" in text and "9.50" in text
-    cwae_row = next(line for line in text.splitlines() if "| cwae" in line)
+    assert "FIDs not comparable with the paper's" in text and "9.50" in text
+    cwae_row = next(line for line in text.splitlines() if "| CWAE" in line)
     assert "30.00 (n=1)" in cwae_row and "+9.24" in cwae_row
 
 
@@ -92,7 +94,7 @@ def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch
     assert 0 <= record["metrics"]["test_error"] <= 1 and record["training"]["epochs"] == 3  # protocol's epochs
     assert record["versions"]["torch"] and record["config"]["run"]["seed"] == 0
     assert json.loads(records[0].read_text())["metrics"]["test_error"] is None  # cwae has no classifier
-    assert path == tmp_path / "results" / "table2.md" and path.read_text() == text
+    assert path == tmp_path / "results" / "table2-quick.md" and path.read_text() == text
     log.clear()
     reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", options, "again", log=log.append)
     assert sum("already in" in line for line in log) == 2

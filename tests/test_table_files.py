@@ -1,0 +1,183 @@
+"""Table files and records: committed records render the committed tables byte for byte, and no command
+replaces a table or a record with less than it had unless --force (issue 12's data-loss cases)."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cli
+from datasets.registry import DATASETS
+from evaluation import budgets
+from evaluation import reproduce as reproduce_module
+from evaluation.budgets import Budget, MethodBudget, table_file_name
+from evaluation.guards import WouldLoseResults
+from evaluation.paper_reference import PAPER_TABLES
+from evaluation.results import load_records, record_path, write_record
+from training import RunSpec, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_cell(results, method, seed, metrics, budget="comparable", epochs=5, dataset="mnist"):
+    write_record(record_path(results, budget, dataset, method, seed), {
+        "method": method, "dataset": dataset, "seed": seed, "budget": budget, "metrics": metrics,
+        "run_dir": f"runs/reproduce/{budget}/{dataset}/{method}/seed{seed}",
+        "protocol": {"test_error": "argmax of classify() over all 10000 test images",
+                     "fid": {"generated_images": 10000, "reference": "10000 random mnist train images (seed 0)",
+                             "floor": "10000 random mnist test images against the reference", "floor_fid": 1.1,
+                             "weights_sha256": "3f" * 32, "pytorch_fid_version": "0.3.0"},
+                     "kid": {"estimator": "unbiased MMD²", "subsets": 100, "subset_size": 1000,
+                             "kernel": "cubic", "floor_kid": 0.0001}},
+        "training": {"epochs": epochs, "train_seconds": 61.0}, "timing": {}})
+
+
+def table_command(*args):
+    return CliRunner().invoke(cli.cli, ["table", *map(str, args)])
+
+
+def test_records_under_results_are_not_ignored_by_git():
+    result = subprocess.run(["git", "check-ignore", "-q", "results/runs/comparable/mnist-segma-seed0.json"],
+                            cwd=REPO, capture_output=True)
+    if result.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert result.returncode == 1, "results/runs/ records would not be committed (.gitignore matches them)"
+
+
+def committed_tables():
+    """(table, budget) of every committed table file whose budget has committed records."""
+    for budget in sorted(budgets.BUDGETS):
+        for table in PAPER_TABLES:
+            if (REPO / "results" / table_file_name(table, budget)).exists() and \
+                    (REPO / "results" / "runs" / budget).is_dir():
+                yield table, budget
+
+
+@pytest.mark.parametrize("table, budget", list(committed_tables()) or [pytest.param(0, "", marks=pytest.mark.skip(
+    reason="no committed records yet (results/runs/BUDGET/); the lead commits the comparable budget's"))])
+def test_a_fresh_clone_renders_the_committed_tables_byte_for_byte(tmp_path, table, budget):
+    shutil.copytree(REPO / "results" / "runs", tmp_path / "runs")
+    result = table_command("--table", table, "--budget", budget, "--results-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    name = table_file_name(table, budget)
+    assert (tmp_path / name).read_bytes() == (REPO / "results" / name).read_bytes()
+
+
+def test_table_renders_the_same_bytes_from_the_same_records_anywhere(tmp_path):
+    for seed in (0, 1):
+        write_cell(tmp_path / "a", "segma", seed, {"sample_fid": 20.0 + seed, "sample_kid": 0.01 + seed / 100})
+        write_cell(tmp_path / "a", "adgm", seed, {"sample_fid": 30.0 + seed, "sample_kid": 0.02})
+    assert table_command("--table", 1, "--results-dir", tmp_path / "a").exit_code == 0
+    shutil.copytree(tmp_path / "a" / "runs", tmp_path / "fresh-clone" / "runs")
+    assert table_command("--table", 1, "--results-dir", tmp_path / "fresh-clone").exit_code == 0
+    committed = (tmp_path / "a" / "table1.md").read_bytes()
+    assert committed == (tmp_path / "fresh-clone" / "table1.md").read_bytes()
+    text = committed.decode()
+    # MNIST only: the dataset columns are those with records, so no half-`missing` table
+    assert "SVHN" not in text and "| SeGMA " in text and "20.50 ± 0.71 (n=2)" in text
+    assert "15.00 ± 7.07" in text  # KID × 10³ beside the FID
+    assert "SeGMA 5 (paper: 500)" in text  # training length against the paper's
+
+
+def test_table_without_records_fails_and_writes_nothing(tmp_path):
+    (tmp_path / "table2-quick.md").write_text("committed table\n")
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.1})  # another budget's records do not count
+    result = table_command("--table", 2, "--budget", "quick", "--results-dir", tmp_path)
+    assert result.exit_code == 1 and "no records for table 2 at budget 'quick'" in result.output
+    assert (tmp_path / "table2-quick.md").read_text() == "committed table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "table2-quick.md"]
+
+
+def test_dataset_filter_without_records_for_it_fails(tmp_path):
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.1})
+    result = table_command("--table", 2, "--dataset", "svhn", "--results-dir", tmp_path)
+    assert result.exit_code == 1 and "on svhn" in result.output and not (tmp_path / "table2.md").exists()
+
+
+def test_a_table_with_fewer_filled_cells_replaces_one_only_with_force(tmp_path):
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.1})
+    write_cell(tmp_path, "segma", 1, {"test_error": 0.2})
+    write_cell(tmp_path, "adgm", 0, {"test_error": 0.05})
+    assert table_command("--table", 2, "--results-dir", tmp_path).exit_code == 0
+    before = (tmp_path / "table2.md").read_text()
+    record_path(tmp_path, "comparable", "mnist", "segma", 1).unlink()  # fewer seeds behind a cell
+    result = table_command("--table", 2, "--results-dir", tmp_path)
+    assert result.exit_code == 1 and "--force" in result.output and len(result.output.strip().splitlines()) == 1
+    assert (tmp_path / "table2.md").read_text() == before
+    assert table_command("--table", 2, "--results-dir", tmp_path, "--force").exit_code == 0
+    assert (tmp_path / "table2.md").read_text() != before
+
+
+def test_reproduce_with_negative_seeds_fails_and_writes_nothing(tmp_path):
+    result = CliRunner().invoke(cli.cli, ["reproduce", "--table", "2", "--seeds", "-1", "--results-dir",
+                                          str(tmp_path)])
+    assert result.exit_code == 1 and "--seeds" in result.output and list(tmp_path.iterdir()) == []
+
+
+TINY = Budget("tiny", epochs={}, fid_samples=20, default_seeds=1, reuse_runs=True,
+              methods={"segma": MethodBudget(epochs=2, recipe="authors-code")})
+
+
+@pytest.fixture
+def toy(monkeypatch, make_fake, tmp_path):
+    fake = make_fake(name="toy-files")
+    monkeypatch.setitem(DATASETS, "toy-files", lambda root, cache: fake)
+    monkeypatch.setitem(budgets.BUDGETS, "tiny", TINY)
+    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
+               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
+               "progress": False}
+    return fake, options
+
+
+def test_reproduce_refuses_to_replace_a_record_with_a_shorter_run(tmp_path, toy):
+    _, options = toy
+    write_cell(options["results_dir"], "segma", 0, {}, budget="tiny", epochs=40, dataset="toy-files")
+    path = record_path(options["results_dir"], "tiny", "toy-files", "segma", 0)
+    before = path.read_text()
+    with pytest.raises(WouldLoseResults, match="40 epochs"):
+        reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    assert path.read_text() == before and not (tmp_path / "runs").exists()  # refused before any training
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", {**options, "force": True}, "cmd",
+                               log=lambda _: None)
+    assert json.loads(path.read_text())["training"]["epochs"] == 2
+
+
+def test_a_long_run_of_the_same_identity_is_evaluated_not_retrained(tmp_path, toy):
+    fake, options = toy
+    long_run = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed0"
+    other_seed = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed1-renamed"
+    train(RunSpec("segma", "toy-files", seed=0, recipe="authors-code", epochs=3, progress=False), long_run, data=fake)
+    train(RunSpec("segma", "toy-files", seed=1, recipe="authors-code", epochs=4, progress=False), other_seed,
+          data=fake)
+    log = []
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=log.append)
+    record = json.loads(record_path(options["results_dir"], "tiny", "toy-files", "segma", 0).read_text())
+    assert record["run_dir"] == str(long_run) and record["run_reused"] and record["training"]["epochs"] == 3
+    assert record["budget_epochs"] == 2 and record["command"] == "cmd"
+    assert not (tmp_path / "runs" / "reproduce").exists()  # nothing trained
+    text = (options["results_dir"] / "table2-tiny.md").read_text()
+    assert f"SeGMA 3 (budget: at least 2) [runs reused: `{long_run}`]" in text
+
+
+def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protocol():
+    comparable = budgets.get_budget("comparable")
+    assert comparable.fid_samples == 10000 and comparable.default_seeds >= 2
+    segma = comparable.run_settings("segma", "mnist")
+    assert segma["recipe"] == "authors-code" and segma["epochs"] == comparable.methods["segma"].epochs
+    assert comparable.run_settings("m1m2", "mnist")["overrides"] == comparable.methods["m1m2"].overrides
+    assert budgets.get_budget("quick").run_settings("segma", "mnist")["epochs"] == 5
+    assert table_file_name(2, "comparable") == "table2.md" and table_file_name(2, "quick") == "table2-quick.md"
+    assert not load_records(REPO / "results", "no-such-budget").shape[0]
+
+
+def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path):
+    from evaluation.status import render_status
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
+    write_cell(tmp_path, "segma", 1, {"test_error": 0.14})
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: never the best
+    text = render_status(tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("| 2 | SeGMA | MNIST"))
+    assert "13.00 ± 1.41 (n=2)" in line and "`comparable`" in line and "12.70" in line
+    assert "[runs/comparable/](runs/comparable/)" in text and "[runs/quick/](runs/quick/)" in text
