@@ -125,7 +125,7 @@ def cached_reference_statistics(cache_dir, key, compute_images, extractor):
         return cached
     # Parallel cells share the cache: the first takes the lock and computes, the others wait for it
     # and then load its file, so the minutes of feature extraction are spent once.
-    with file_lock(path.with_name(f".{path.name}.lock")):
+    with file_lock(path.parent / ".locks" / f"{path.name}.lock"):
         cached = _load_statistics(path, full_key)
         if cached is not None:
             return cached
