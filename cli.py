@@ -122,22 +122,44 @@ def evaluation_options(command):
               "(training only what has no run folder here): how a fresh clone reproduces the committed tables.")
 @click.option("--force", is_flag=True, help="Replace a record with one from a shorter run, or a table with one "
               "with fewer filled cells (refused otherwise).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Cells run at once, each in its own process with its "
+              "log under RUNS_ROOT/reproduce/BUDGET/logs/ (default: this machine's cores; 1 runs them one after "
+              "another in this process).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads per cell (default: cores // jobs).")
+@click.option("--launcher", type=click.Choice(["slurm", "local"]), help="Run each cell as a submitit job: a "
+              "SLURM job array, or submitit's local executor on this machine (at most --jobs at once).")
+@click.option("--partition", help="SLURM partition (--launcher slurm).")
+@click.option("--timeout", "timeout_min", type=click.IntRange(min=1), help="Minutes per job before it is "
+              "requeued and resumed (--launcher; default 240).")
+@click.option("--slurm-setting", "slurm_settings", multiple=True, metavar="KEY=VALUE", help="Any submitit "
+              "SLURM parameter, e.g. account=abc, gpus_per_node=1, mem_gb=8 (repeatable).")
 @evaluation_options
 @user_errors
-def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, data_root,
-              cache_dir, fid_weights, device):
+def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, jobs, threads,
+              launcher, partition, timeout_min, slurm_settings, data_root, cache_dir, fid_weights, device):
     """Train and evaluate every missing cell of a paper table, then render results/tableN.md (budget
     comparable) or results/tableN-BUDGET.md."""
     from datasets import resolve_cache_dir
+    from evaluation.launch import CellsFailedError, available_cores
     from evaluation.paper_reference import DATASETS
     from evaluation.reproduce import reproduce as run_reproduce
     from training import pick_device
     datasets = DATASETS if "all" in datasets else datasets
+    jobs = jobs or available_cores()
+    if jobs == 1 and not launcher and threads:
+        import torch
+        torch.set_num_threads(threads)
     options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
                "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,
-               "results_dir": results_dir, "progress": True, "recompute": recompute, "force": force}
+               "results_dir": results_dir, "progress": True, "recompute": recompute, "force": force, "jobs": jobs,
+               "threads": threads, "launcher": launcher,
+               "launcher_settings": {"partition": partition, "timeout_min": timeout_min,
+                                     "slurm": parse_settings(slurm_settings)}}
     command = "python cli.py " + shlex.join(sys.argv[1:])
-    path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
+    try:
+        path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
+    except CellsFailedError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(text)
     click.echo(f"written to {path}")
 

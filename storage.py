@@ -1,4 +1,7 @@
-"""Atomic writes: a file is either the old version or the complete new one, never half written."""
+"""Atomic writes (a file is either the old version or the complete new one, never half written) and
+locks that let processes share a file safely."""
+import contextlib
+import fcntl
 import io
 import json
 import os
@@ -40,3 +43,20 @@ def atomic_torch_save(obj, path):
         torch.save(obj, buffer)
         _write_synced(tmp, buffer.getvalue())
     _replace_via_tmp(path, write)
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive advisory lock (fcntl.flock) on `path` for the duration of the block.
+
+    Processes that take the same lock wait for each other; the lock is released when the block ends
+    or the process dies, so a killed holder never leaves a stale lock behind. The file itself is
+    left in place (deleting it could let two processes lock two different files of the same name)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

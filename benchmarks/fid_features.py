@@ -1,6 +1,6 @@
 """pytorch-fid's get_activations and our FeatureExtractor, side by side on the same images.
 
-    python benchmarks/fid_features.py --n 200 --batch-size 50
+    python benchmarks/fid_features.py --n 1000 --batch-size 50 --repeats 3
 
 Times, on the same N seeded images (MNIST test digits when ../shared/data/MNIST is there):
   1. pytorch-fid's get_activations on PNG files, the way its users run it (includes PNG decoding);
@@ -40,9 +40,9 @@ BEGIN, END = "<!-- fid_features results: begin -->", "<!-- fid_features results:
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=200, help="number of images")
+    parser.add_argument("--n", type=int, default=1000, help="number of images (at least 1,000 for a report)")
     parser.add_argument("--batch-size", type=int, default=50, help="pytorch-fid's batch size (its default: 50)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each; the best is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed runs of each; the best is reported")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--num-workers", type=int, default=1, help="get_activations' data loader workers")
     parser.add_argument("--seed", type=int, default=0)

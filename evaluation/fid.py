@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.linalg
 
 from evaluation.inception import FeatureExtractor, FIDWeightsError  # noqa: F401 (re-exported for callers)
+from storage import file_lock
 
 # Bump when anything that changes cached statistics changes without showing in the key.
 CACHE_KEY_VERSION = 1
@@ -129,13 +131,20 @@ def cached_reference(cache_dir, key, compute_images, extractor, need_features=Tr
     cached = _load_statistics(path, full_key)
     if cached is not None and (cached[0] is not None or not need_features):
         return cached
-
-    images = compute_images()
-    if len(images) != full_key["num_samples"]:
-        raise ValueError(f"compute_images returned {len(images)} images, the key says {full_key['num_samples']}")
-    features = np.asarray(extractor(images))
-    mu, sigma = activation_statistics(features)
-    _save_statistics(path, features, mu, sigma, full_key)
+    # Parallel cells share the cache: the first takes the lock and computes, the others wait for it
+    # and then load its file, so the minutes of feature extraction are spent once.
+    with file_lock(path.parent / ".locks" / f"{path.name}.lock"):
+        cached = _load_statistics(path, full_key)
+        if cached is not None and (cached[0] is not None or not need_features):
+            return cached
+        images = compute_images()
+        if len(images) != full_key["num_samples"]:
+            raise ValueError(f"compute_images returned {len(images)} images, the key says {full_key['num_samples']}")
+        print(f"FID reference statistics: {len(images)} {full_key['dataset']} {full_key['split']} images "
+              f"(cached afterwards in {path.name})", file=sys.stderr, flush=True)
+        features = np.asarray(extractor(images))
+        mu, sigma = activation_statistics(features)
+        _save_statistics(path, features, mu, sigma, full_key)
     return features, mu, sigma
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from pytorch_fid import inception as pytorch_fid_inception
 from torchvision.models.inception import BasicConv2d
+from tqdm import tqdm
 
 WEIGHTS_ENV_VAR = "SEGMA_FID_WEIGHTS"
 OFFLINE_WEIGHTS_HINT = "../shared/weights/pt_inception-2015-12-05.pth"  # relative to the repository root
@@ -41,6 +42,7 @@ FEATURE_DIMS = 2048
 INCEPTION_SIZE = 299
 # Batch 10 keeps a batch's activations in cache on CPU; larger batches measured slower there.
 DEFAULT_BATCH_SIZE = {"cpu": 10, "cuda": 100}
+PROGRESS_DELAY_S = 5  # extractions shorter than this print nothing
 
 _OFFLINE_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "pt_inception-2015-12-05.pth"
 
@@ -248,7 +250,8 @@ class FeatureExtractor:
     Features do not depend on `batch_size`, only speed and memory do.
     """
 
-    def __init__(self, weights_path=None, device=None, batch_size=None):
+    def __init__(self, weights_path=None, device=None, batch_size=None, progress=True):
+        self.progress = progress
         self.weights_path = resolve_weights_path(weights_path)
         self.weights_sha256 = verify_weights(self.weights_path)
         self.device = torch.device(device) if device is not None else default_device()
@@ -259,10 +262,14 @@ class FeatureExtractor:
         """Float images (N, C, H, W) in [0, 1] (clipped), C = 1 or 3 -> (N, 2048) float64 features."""
         images = as_image_batch(images)
         features = np.empty((len(images), FEATURE_DIMS), dtype=np.float64)  # as get_activations
-        with torch.inference_mode(), _ieee_fp32_convolutions(self.device):
+        # A bar with images/s and ETA, shown only when extraction takes longer than a few seconds.
+        bar = tqdm(total=len(images), unit="img", desc="FID features", delay=PROGRESS_DELAY_S, mininterval=2,
+                   leave=False, disable=not self.progress)
+        with bar, torch.inference_mode(), _ieee_fp32_convolutions(self.device):
             for start in range(0, len(images), self.batch_size):
                 batch = images[start:start + self.batch_size].to(self.device)
                 features[start:start + len(batch)] = self.model(inception_input(batch)).cpu().numpy()
+                bar.update(len(batch))
         return features
 
     def protocol(self):

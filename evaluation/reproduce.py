@@ -15,8 +15,11 @@ from datasets import get_loader, load_dataset
 from training import RunSpec, load_trained, train
 from training.loop import resolve_protocol
 
+from . import launch
 from .budgets import get_budget, table_file_name
 from .guards import check_record_replacement, check_table_replacement
+from .launch import (Cell, CellsFailedError, CellTask, GridProgress, failure_message, loaded_plugin_files,
+                     run_cell_locked, run_in_processes, threads_per_job)
 from .paper_reference import PAPER_TABLES
 from .results import KID_OF_FID, load_records, read_record, record_path, software_versions, write_record
 from .run_reuse import completed_epochs, find_reusable_run
@@ -97,7 +100,6 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     if table not in PAPER_TABLES:
         raise methods.UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     budget = get_budget(budget_name)
-    metric = PAPER_TABLES[table]["metric"]
     method_names = list(method_names) or table_methods(table)
     for name in method_names:
         methods.get_method(name)  # fail on unknown names before any training
@@ -109,21 +111,45 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     seeds = seeds or budget.default_seeds
     options = {**options, "command": command}  # each record names the command that made it
     started = time.time()
-    extractor = {}  # built once, on first use
-
-    def extractor_factory():
-        if "fid" not in extractor:
-            from .inception import FeatureExtractor
-            extractor["fid"] = FeatureExtractor(weights_path=options["fid_weights"], device=options["fid_device"])
-        return extractor["fid"]
-
-    for dataset in datasets:
-        data = load_dataset(dataset, options["data_root"], options["cache_dir"])
-        for name in method_names:
-            for seed in range(seeds):
-                reproduce_cell(name, dataset, seed, budget, metric, data, extractor_factory, options, log)
+    cells = [Cell(dataset, name, seed) for dataset in datasets for name in method_names for seed in range(seeds)]
+    jobs, launcher = options.get("jobs", 1), options.get("launcher")
+    if launcher or jobs > 1:
+        failed = run_cells_elsewhere(cells, table, budget, options, log)
+    else:
+        failed = run_cells_here(cells, table, budget, options, log)
     log(f"reproduce --table {table}: {(time.time() - started) / 60:.1f} min")
-    return write_table(table, budget.name, options["results_dir"], datasets, options.get("force", False))
+    written = write_table(table, budget.name, options["results_dir"], datasets, options.get("force", False))
+    if failed:  # the table shows what finished; the command still fails, naming what did not
+        raise CellsFailedError(failure_message(failed, len(cells)))
+    return written
+
+
+def run_cells_here(cells, table, budget, options, log):
+    """One cell after another in this process (--jobs 1); the first failure stops the grid."""
+    extractor_factory = launch.extractor_factory(options)
+    progress = GridProgress(len(cells))
+    data = {}
+    for cell in cells:
+        if cell.dataset not in data:
+            data = {cell.dataset: load_dataset(cell.dataset, options["data_root"], options["cache_dir"])}
+        run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log)
+        progress.done += 1
+        log(progress.line())
+    return []
+
+
+def run_cells_elsewhere(cells, table, budget, options, log):
+    """Each cell in its own process: spawned here (--jobs N) or a submitit job (--launcher). Returns the
+    tasks that failed."""
+    jobs = options.get("jobs", 1)
+    threads = options.get("threads") or threads_per_job(jobs)
+    tasks = [CellTask(cell, table, budget.name, options, threads, loaded_plugin_files()) for cell in cells]
+    log(f"reproduce: {len(cells)} cells, {jobs} at a time, {threads} torch thread(s) each; logs in "
+        f"{tasks[0].log_path.parent}" if tasks else "reproduce: no cells")
+    if options.get("launcher"):
+        from .cluster import run_with_submitit  # submitit is needed only here
+        return run_with_submitit(tasks, options["launcher"], options.get("launcher_settings", {}), jobs)
+    return run_in_processes(tasks, jobs)
 
 
 class NoRecords(ValueError):

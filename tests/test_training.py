@@ -157,6 +157,43 @@ def test_non_finite_loss_stops_with_previous_checkpoint_intact(tmp_path, fake_da
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 1
 
 
+@pytest.mark.parametrize("nan_step, found_by", [(2, "the check after step 3"), (5, "the end-of-epoch check")])
+def test_a_guard_checking_every_few_steps_keeps_the_same_promise(tmp_path, fake_data, monkeypatch, nan_step,
+                                                                 found_by):
+    """As on a GPU: the guard looks every 4 steps and before saving; a NaN at any step still stops the
+    run, names its step, and leaves the previous checkpoint as it was."""
+    from training import guard
+    monkeypatch.setitem(guard.CHECK_EVERY, "cpu", 4)
+    run_dir = tmp_path / "run"
+    train(spec(epochs=1), run_dir, data=fake_data)  # 6 steps per epoch
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    segma = methods.get_method("segma")
+    original = segma.training_step
+    calls = []
+
+    def nan_at_step(self, batch):
+        terms = original(self, batch)
+        calls.append(1)
+        if len(calls) == nan_step + 1:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+    monkeypatch.setattr(segma, "training_step", nan_at_step)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(spec(epochs=2), run_dir, data=fake_data)
+    assert f"epoch 2, step {nan_step}." in str(info.value), found_by
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 1
+
+
+def test_checking_every_few_steps_does_not_change_training(tmp_path, fake_data, monkeypatch):
+    from training import guard
+    train(spec(epochs=2), tmp_path / "every-step", data=fake_data)
+    monkeypatch.setitem(guard.CHECK_EVERY, "cpu", 4)
+    train(spec(epochs=2), tmp_path / "every-4", data=fake_data)
+    a, b = model_state(tmp_path / "every-step")["model"], model_state(tmp_path / "every-4")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("change", [dict(seed=1), dict(overrides={"hidden": (16,)}), dict(num_labeled=9),
                                     dict(method="segma-unsup")])
 def test_resume_with_different_settings_is_refused(tmp_path, fake_data, change):

@@ -19,12 +19,9 @@ from evaluation.results import software_versions
 from methods.base import DataSpec
 from storage import atomic_write_json
 
-from .batches import epoch_batches, steps_per_epoch
+from .batches import epoch_batches, steps_per_epoch, training_split
 from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
-
-
-class NonFiniteLossError(FloatingPointError):
-    pass
+from .guard import NonFiniteGuard, NonFiniteLossError
 
 
 class RunMismatchError(ValueError):
@@ -156,24 +153,21 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
                       "labeled_subset": spec.labeled_subset})
 
     config = method.config
+    split = training_split(data, method.device)  # on a GPU: copied there once for the whole run
     for epoch in range(start_epoch, spec.epochs):
         method.train()
         method.on_epoch_start(epoch, optimizer)
         started = time.time()
         sums = {}
         batches = epoch_batches(data, labeled_idx, spec.seed, epoch, spec.unlabeled_batch_size,
-                                spec.labeled_batch_size, method.device)
+                                spec.labeled_batch_size, method.device, split)
         bar = tqdm(batches, total=steps_per_epoch(data, spec.unlabeled_batch_size), disable=not spec.progress,
                    desc=f"{spec.method}/{spec.dataset} epoch {epoch + 1}/{spec.epochs}", leave=False)
+        guard = NonFiniteGuard(epoch, method.device)
         for step, batch in enumerate(bar):
             terms = method.training_step(batch)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch + 1}, step {step}: "
-                    f"{ {k: v.item() for k, v in terms.items()} }. Nothing of this epoch was saved"
-                    + (f"; the checkpoint of epoch {epoch} is intact" if epoch else "") + ". Try a lower "
-                    "learning rate (--set learning_rate=...) or stronger clipping (--set grad_clip_norm=...).")
+            guard.observe(step, terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip_norm > 0:
@@ -183,10 +177,11 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
             optimizer.step()
             for k, v in terms.items():  # summed on the device: no per-step sync per term
                 sums[k] = sums.get(k, 0.0) + v.detach()
-            if step % 20 == 0:
+            if step % guard.postfix_every == 0:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in terms.items()})
             if on_step is not None:
                 on_step(epoch, step)
+        guard.check()  # before anything of this epoch is saved
         record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2),
                   **{k: v.item() / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
         history.append(record)

@@ -1,0 +1,229 @@
+"""Run `reproduce`'s cells side by side: worker processes on this machine (--jobs N), each with its own
+torch threads and log file, and one combined progress line in the parent.
+
+A cell is one (dataset, method, seed) of a table. Every cell runs the same function, `run_cell_task`,
+whether in a spawned process here or in a submitit job (evaluation/cluster.py), so the run folders,
+records and tables are the same however the grid was run. Cells are independent; two cells that share
+a run folder or a record (the same run evaluated for two tables by two `reproduce` calls at once) take
+turns through a lock file per cell (fcntl.flock; `cell_lock_path`)."""
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storage import file_lock
+
+PROGRESS_EVERY_S = 5  # how often the combined progress line is refreshed on a terminal
+
+
+class CellsFailedError(RuntimeError):
+    """Some cells failed; the others ran to the end. The message names each failed cell and its log."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    method: str
+    seed: int
+
+    @property
+    def name(self):
+        return f"{self.dataset}/{self.method}/seed{self.seed}"
+
+    @property
+    def slug(self):  # as record files are named
+        return f"{self.dataset}-{self.method}-seed{self.seed}"
+
+
+def available_cores():
+    """Cores this process may run on (a SLURM allocation or taskset can give fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs, cores=None):
+    """torch threads for each of `jobs` processes sharing `cores`: no core oversubscribed, at least one.
+
+    One thread per process is the fast way to fill a small CPU: two one-thread trainings run 1.4x the
+    throughput of one two-thread training here (benchmarks/README.md)."""
+    cores = cores or available_cores()
+    return max(1, cores // max(1, jobs))
+
+
+def cell_log_path(runs_root, budget_name, cell):
+    return Path(runs_root) / "reproduce" / budget_name / "logs" / f"{cell.slug}.log"
+
+
+def cell_lock_path(runs_root, budget_name, cell):
+    """Beside the run folders, not inside one: a lock must not make a run folder exist."""
+    return Path(runs_root) / "reproduce" / budget_name / ".locks" / f"{cell.slug}.lock"
+
+
+def loaded_plugin_files():
+    """Plugin files this process has loaded (--plugin or SEGMA_PLUGINS): worker processes load them again."""
+    return sorted(module.__file__ for name, module in list(sys.modules.items())
+                  if name.startswith("segma_plugin_") and getattr(module, "__file__", None))
+
+
+@dataclass
+class CellTask:
+    """All a fresh process needs to run one cell (picklable: names and plain options, no objects)."""
+    cell: Cell
+    table: int
+    budget_name: str
+    options: dict
+    threads: int
+    plugins: list = field(default_factory=list)
+
+    @property
+    def log_path(self):
+        return cell_log_path(self.options["runs_root"], self.budget_name, self.cell)
+
+
+def run_cell_locked(cell, table, budget, data, extractor_factory, options, log):
+    """reproduce_cell for one cell, holding the cell's lock: one process at a time trains its run folder
+    and rewrites its record."""
+    from .paper_reference import PAPER_TABLES
+    from .reproduce import reproduce_cell
+    with file_lock(cell_lock_path(options["runs_root"], budget.name, cell)):
+        reproduce_cell(cell.method, cell.dataset, cell.seed, budget, PAPER_TABLES[table]["metric"], data,
+                       extractor_factory, options, log)
+
+
+def run_cell_task(task):
+    """Run one cell in this (fresh) process, its output appended to the cell's log. Raises on failure."""
+    import methods
+    with open(task.log_path, "a", buffering=1) as log_file:
+        redirect_output(log_file)
+        print(f"--- {task.cell.name}: pid {os.getpid()}, {task.threads} torch thread(s), "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+        for path in task.plugins:  # before torch threads: a plugin could set its own
+            methods.load_plugin(path)
+        import torch
+        torch.set_num_threads(task.threads)
+        from datasets import load_dataset
+
+        from .budgets import get_budget
+        options = {**task.options, "progress": True}
+        data = load_dataset(task.cell.dataset, options["data_root"], options["cache_dir"])
+        run_cell_locked(task.cell, task.table, get_budget(task.budget_name), data, extractor_factory(options),
+                        options, lambda line: print(line, flush=True))
+        print(f"--- {task.cell.name}: done", flush=True)
+    return task.cell.name
+
+
+def redirect_output(log_file):
+    """Point this process's stdout and stderr (file descriptors too: tqdm, C libraries) at `log_file`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log_file.fileno(), 1)
+    os.dup2(log_file.fileno(), 2)
+
+
+def extractor_factory(options):
+    """A function building the FID extractor on first use, once per process."""
+    built = {}
+
+    def factory():
+        if "fid" not in built:
+            from .inception import FeatureExtractor
+            built["fid"] = FeatureExtractor(weights_path=options["fid_weights"], device=options["fid_device"])
+        return built["fid"]
+    return factory
+
+
+def _process_main(task):
+    """Entry point of a spawned worker: exit status 0 or 1, the traceback in the cell's log."""
+    try:
+        run_cell_task(task)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+class GridProgress:
+    """One line for the whole grid: cells done / running / failed, elapsed time and ETA.
+
+    On a terminal the line is rewritten in place; elsewhere (a log file) a line is printed each time
+    a count changes."""
+
+    def __init__(self, total, stream=None):
+        self.total, self.done, self.running, self.failed = total, 0, 0, 0
+        self.started = time.time()
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self._last = None
+
+    def line(self, now=None):
+        elapsed = (now or time.time()) - self.started
+        finished = self.done + self.failed
+        eta = f"ETA {format_minutes(elapsed / finished * (self.total - finished))}" if finished else "ETA ?"
+        return (f"reproduce: {self.done}/{self.total} cells done, {self.running} running, {self.failed} failed; "
+                f"{format_minutes(elapsed)} elapsed, {eta}")
+
+    def show(self, force=False):
+        counts = (self.done, self.running, self.failed)
+        if self.interactive:
+            self.stream.write("\r" + self.line() + "\033[K")
+            self.stream.flush()
+        elif force or counts != self._last:
+            print(self.line(), file=self.stream, flush=True)
+        self._last = counts
+
+    def close(self):
+        if self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_minutes(seconds):
+    return f"{seconds / 60:.1f} min"
+
+
+def run_in_processes(tasks, jobs, progress=None):
+    """Run `tasks` in spawned processes, at most `jobs` at once. Returns the failed tasks.
+
+    A failing (or crashing) cell ends only its own process; the others go on."""
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    pending, running, failed = deque(tasks), {}, []
+    progress = progress or GridProgress(len(tasks))
+    for task in tasks:
+        task.log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                task = pending.popleft()
+                process = context.Process(target=_process_main, args=(task,), name=task.cell.name, daemon=False)
+                process.start()
+                running[process.sentinel] = (process, task)
+            progress.running = len(running)
+            progress.show()
+            for sentinel in multiprocessing.connection.wait(list(running), timeout=PROGRESS_EVERY_S):
+                process, task = running.pop(sentinel)
+                process.join()
+                if process.exitcode == 0:
+                    progress.done += 1
+                else:
+                    progress.failed += 1
+                    failed.append(task)
+        progress.running = 0
+        progress.show(force=True)
+    finally:
+        for process, _ in running.values():  # interrupted (Ctrl-C): leave no orphan training behind
+            process.terminate()
+            process.join()
+        progress.close()
+    return failed
+
+
+def failure_message(failed, total):
+    listed = "; ".join(f"{task.cell.name} (log: {task.log_path})" for task in failed)
+    return f"{len(failed)} of {total} cells failed: {listed}"

@@ -1,0 +1,188 @@
+"""`reproduce --jobs N` and `--launcher local` in real subprocesses, the locks they rely on, and the thread
+helper. The datasets reach the worker processes the way a user's would: a plugin file (SEGMA_PLUGINS)."""
+import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from evaluation.launch import Cell, GridProgress, cell_log_path, threads_per_job
+from process_helpers import hold_lock, reference_statistics_in_a_process
+
+TESTS = Path(__file__).resolve().parent
+
+# Written into a temporary file by the tests: registers tiny datasets in every process that loads it.
+DATASET_PLUGIN = f'''
+import sys
+sys.path.insert(0, {str(TESTS)!r})
+from conftest import make_fake_dataset
+from datasets.base import Protocol
+from datasets.registry import register_dataset
+
+register_dataset("toy-grid")(lambda root, cache: make_fake_dataset(name="toy-grid"))
+# 40 short epochs: long enough to interrupt a job in the middle of its training.
+register_dataset("toy-long")(lambda root, cache: make_fake_dataset(
+    num_train=200, name="toy-long", protocol=Protocol(6, 10, 6, paper_epochs=40)))
+
+
+@register_dataset("toy-broken")
+def broken(root, cache):
+    raise RuntimeError("this dataset fails on purpose")
+'''
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    plugin = tmp_path / "toy_datasets.py"
+    plugin.write_text(DATASET_PLUGIN)
+    return {"SEGMA_PLUGINS": str(plugin), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def reproduce_args(tmp_path, *extra):
+    return ["reproduce", "--table", "2", "--method", "segma", "--seeds", "2", "--runs-root", str(tmp_path / "runs"),
+            "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+            *extra]
+
+
+def records(tmp_path):
+    return {p.name: json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "quick").glob("*.json")}
+
+
+# ---------------------------------------------------------------- threads and progress
+
+@pytest.mark.parametrize("jobs, cores, threads", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 16, 8), (3, 16, 5)])
+def test_threads_per_job_never_oversubscribes_the_cores(jobs, cores, threads):
+    assert threads_per_job(jobs, cores) == threads
+    assert jobs * threads <= max(cores, jobs)
+
+
+def test_progress_line_counts_cells_and_estimates_the_rest(tmp_path):
+    progress = GridProgress(10, stream=open(tmp_path / "progress.txt", "w"))
+    progress.started -= 120  # two minutes in
+    progress.done, progress.failed, progress.running = 3, 1, 2
+    line = progress.line(now=progress.started + 120)
+    assert "3/10 cells done, 2 running, 1 failed" in line
+    assert "2.0 min elapsed, ETA 3.0 min" in line  # 4 cells finished in 2 min: 6 more take 3 min
+
+
+# ---------------------------------------------------------------- locks between processes
+
+def start_processes(target, args, count):
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=args) for _ in range(count)]
+    for process in processes:
+        process.start()
+    return processes
+
+
+def join_all(processes):
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+
+
+def test_file_lock_lets_one_process_in_at_a_time(tmp_path):
+    journal = tmp_path / "journal.txt"
+    join_all(start_processes(hold_lock, (tmp_path / "x.lock", journal, 1.0), 2))
+    lines = journal.read_text().split()
+    events = list(zip(lines[0::2], lines[1::2]))
+    assert len(events) == 4
+    for enter, leave in zip(events[0::2], events[1::2]):  # every enter is followed by the same pid leaving
+        assert enter[0] == "enter" and leave == ("leave", enter[1])
+
+
+def test_reference_statistics_are_computed_once_by_concurrent_processes(tmp_path):
+    counter = tmp_path / "counter.txt"
+    join_all(start_processes(reference_statistics_in_a_process, (tmp_path / "cache", counter, tmp_path), 2))
+    assert counter.read_text().split() == ["computed"]  # the second process waited and loaded the file
+    first, second = [np.load(p) for p in sorted(tmp_path.glob("mu-*.npy"))]
+    np.testing.assert_array_equal(first, second)
+
+
+# ---------------------------------------------------------------- reproduce --jobs
+
+def test_jobs_run_cells_in_processes_and_a_failed_cell_fails_only_itself(tmp_path, plugin_env):
+    result = CliRunner().invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-grid", "--dataset", "toy-broken",
+                                                    "--jobs", "2", "--threads", "1"), env=plugin_env)
+    assert result.exit_code == 1, result.output
+    error = result.stderr.strip().splitlines()[-1]  # after the progress lines: one error line
+    assert error.startswith("Error: ") and "Traceback" not in result.output
+    broken_logs = [cell_log_path(tmp_path / "runs", "quick", Cell("toy-broken", "segma", seed)) for seed in (0, 1)]
+    assert "2 of 4 cells failed" in error and all(f"toy-broken/segma/seed{s}" in error for s in (0, 1))
+    assert all(str(log) in error for log in broken_logs)
+    assert "this dataset fails on purpose" in broken_logs[0].read_text()  # the traceback went to its log
+    assert sorted(records(tmp_path)) == ["toy-grid-segma-seed0.json", "toy-grid-segma-seed1.json"]
+    for record in records(tmp_path).values():
+        assert record["training"]["epochs"] == 3 and 0 <= record["metrics"]["test_error"] <= 1
+    good_log = cell_log_path(tmp_path / "runs", "quick", Cell("toy-grid", "segma", 1)).read_text()
+    assert "1 torch thread(s)" in good_log and "test_error =" in good_log
+    assert "2/4 cells done, 0 running, 2 failed" in result.stderr
+    assert (tmp_path / "results" / "table2.md").exists()  # rendered from the cells that finished
+
+
+def test_jobs_give_the_same_records_as_one_cell_after_another(tmp_path, plugin_env):
+    runner = CliRunner()
+    parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
+    assert runner.invoke(cli, reproduce_args(parallel, "--dataset", "toy-grid", "--jobs", "2"),
+                         env=plugin_env).exit_code == 0
+    result = runner.invoke(cli, reproduce_args(sequential, "--dataset", "toy-grid", "--jobs", "1"), env=plugin_env)
+    assert result.exit_code == 0, result.output
+    assert not (sequential / "runs" / "reproduce" / "quick" / "logs").exists()  # ran in this process
+    for name, record in records(sequential).items():
+        twin = records(parallel)[name]
+        assert twin["metrics"] == record["metrics"]
+        assert twin["training"]["test_error_by_epoch"] == record["training"]["test_error_by_epoch"]
+
+
+# ---------------------------------------------------------------- reproduce --launcher local (submitit)
+
+def test_local_launcher_runs_each_cell_as_a_submitit_job(tmp_path, plugin_env):
+    result = CliRunner().invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-grid", "--launcher", "local",
+                                                    "--jobs", "2", "--timeout", "10"), env=plugin_env)
+    assert result.exit_code == 0, result.output
+    assert sorted(records(tmp_path)) == ["toy-grid-segma-seed0.json", "toy-grid-segma-seed1.json"]
+    submitit_folder = tmp_path / "runs" / "reproduce" / "quick" / "submitit"
+    assert len(list(submitit_folder.glob("*_result.pkl"))) == 2  # each cell was its own submitit job
+    assert "2/2 cells done, 0 running, 0 failed" in result.stderr
+    assert "| segma" in (tmp_path / "results" / "table2.md").read_text()
+
+
+def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, monkeypatch):
+    from evaluation.cluster import run_with_submitit
+    from evaluation.launch import CellTask
+    for key, value in plugin_env.items():
+        monkeypatch.setenv(key, value)
+    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
+               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
+               "progress": False}
+    cell = Cell("toy-long", "segma", 0)
+    task = CellTask(cell, 2, "quick", options, threads=1, plugins=[plugin_env["SEGMA_PLUGINS"]])
+    run_dir = tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma" / "seed0"
+
+    def preempt_after_the_first_checkpoint():
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoint.pt").exists():
+            assert time.time() < deadline, "the job never saved a checkpoint"
+            time.sleep(0.05)
+        pid = int(task.log_path.read_text().split("pid ")[1].split(",")[0])
+        os.kill(pid, signal.SIGUSR2)  # what SLURM sends before preempting or timing out a job
+
+    import threading
+    watcher = threading.Thread(target=preempt_after_the_first_checkpoint)
+    watcher.start()
+    failed = run_with_submitit([task], "local", {"timeout_min": 10}, jobs=1,
+                               progress=GridProgress(1, stream=open(tmp_path / "progress.txt", "w")))
+    watcher.join()
+    assert failed == []
+    train_log = (run_dir / "train.log").read_text()
+    assert "resumed from the end of epoch" in train_log
+    assert task.log_path.read_text().count("--- toy-long/segma/seed0: pid") == 2  # a second attempt ran
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 40 and [h["epoch"] for h in metrics["history"]] == list(range(1, 41))
+    assert records(tmp_path)["toy-long-segma-seed0.json"]["training"]["epochs"] == 40
