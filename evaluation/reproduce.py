@@ -18,6 +18,13 @@ from .results import read_record, record_path, software_versions, write_record
 from .tables import render
 
 
+def check_writable(results_dir):
+    from cli_checks import unwritable_reason
+    reason = unwritable_reason(results_dir, want_dir=True)
+    if reason:
+        raise NotADirectoryError(f"results folder {results_dir}: {reason}; pass another --results-dir")
+
+
 def table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
@@ -54,7 +61,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     record.setdefault("protocol", {}).update(protocol)
     record.update({
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
-        "data_source": data.source,
+        "data_source": data.source, "table_variant": type(model).table_variant,
+        **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
                      "test_error_by_epoch": [h["test_error"] for h in training["history"]]},
@@ -68,6 +76,7 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     if table not in PAPER_TABLES:
         raise methods.UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     budget = get_budget(budget_name)
+    check_writable(options["results_dir"])  # before any metric is computed, not at its write
     metric = PAPER_TABLES[table]["metric"]
     method_names = list(method_names) or table_methods(table)
     for name in method_names:

@@ -21,7 +21,7 @@ def table_rows(table, stats, methods_available, extra_methods):
     spec = PAPER_TABLES[table]
     metric, percent = spec["metric"], spec["metric"] == "test_error"
     rows = [(variant, method, values) for (variant, method), values in spec["rows"]]
-    rows += [("plugin", method, {}) for method in extra_methods]
+    rows += [(variant, method, {}) for method, variant in extra_methods.items()]
     out = []
     for variant, method, paper in rows:
         row = [variant, method]
@@ -41,6 +41,24 @@ def table_rows(table, stats, methods_available, extra_methods):
                     "" if ours_value is None or reference is None else f"{ours_value - reference:+.2f}"]
         out.append(row)
     return out
+
+
+def extra_rows(frame, paper_methods):
+    """{method: table variant} of the methods beyond the paper's rows; the variant is what the method's
+    class declared (`table_variant`) when its cells were made, else "plugin"."""
+    extra = {}
+    for record in frame["record"]:
+        if record["method"] not in paper_methods:
+            extra[record["method"]] = record.get("table_variant", "plugin")
+    return dict(sorted(extra.items()))
+
+
+def plugin_notes(frame):
+    """Which plugin file (and its sha256) made the plugin rows: what the command needs to run again."""
+    sources = sorted({(r["method"], r["plugin"]["path"], r["plugin"]["sha256"]) for r in frame["record"]
+                      if r.get("plugin")})
+    return ["", "Plugins: " + "; ".join(f"`{method}` from `{path}` (sha256 {sha[:12]}…)"
+                                        for method, path, sha in sources) + "."] if sources else []
 
 
 def protocol_notes(table, frame, budget):
@@ -86,7 +104,7 @@ def render(table, results_dir, budget, methods_available, command=None):
     stats = aggregate(frame)
     paper_methods = {m for (_, m), _ in PAPER_TABLES[table]["rows"]}
     metric = PAPER_TABLES[table]["metric"]
-    extra = sorted(set(frame[frame.metric == metric].method) - paper_methods) if not frame.empty else []
+    extra = extra_rows(frame[frame.metric == metric], paper_methods) if not frame.empty else {}
     headers = ["Variant", "Model"]
     for dataset in DATASETS:
         name = DATASET_TITLES[dataset]
@@ -101,6 +119,7 @@ def render(table, results_dir, budget, methods_available, command=None):
              "", "Protocol:", *protocol_notes(table, frame, budget)]
     if not frame.empty:
         lines += ["", compute_note(frame, table)]
+        lines += plugin_notes(frame[frame.metric == metric])
     if command:
         lines += ["", f"Produced by `{command}` (it skips cells whose results exist)."]
     return "\n".join(lines) + "\n"
