@@ -9,25 +9,23 @@ from pathlib import Path
 import click
 
 import methods
+from cli_checks import (PLUGINS_ENV, OneLineErrorsGroup, check_device, invocation, refuse_overwrite, writable_dir,
+                        writable_file)
 from methods.registry import UnknownNameError
+from settings_parsing import SET_SYNTAX, describe_settings, typed_settings
 from user_errors import user_errors
 
-PLUGINS_ENV = "SEGMA_PLUGINS"
 RUNS_DIR = Path("runs")
 
 
 def parse_settings(pairs):
-    """--set key=value pairs; values are read as JSON where they parse (numbers, true/false, lists)."""
+    """--set key=value pairs as {key: raw text}; settings_parsing.typed_settings converts them per method."""
     settings = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--set")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        settings[key] = tuple(value) if isinstance(value, list) else value
+        settings[key] = raw
     return settings
 
 
@@ -38,7 +36,7 @@ def default_run_dir(method, dataset, seed, settings, recipe="", labeled_subset="
     return RUNS_DIR / dataset / name / f"seed{seed}"
 
 
-@click.group()
+@click.group(cls=OneLineErrorsGroup)
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help=f"Python file registering extra methods with @register (repeatable; also ${PLUGINS_ENV}, "
                    "paths separated by ':').")
@@ -48,13 +46,20 @@ def cli(plugins):
     for path in [*env_plugins, *plugins]:
         try:
             methods.load_plugin(path)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, methods.PluginError) as error:
             raise click.ClickException(str(error)) from error
 
 
 @cli.command("methods")
-def list_methods():
+@click.option("--settings", "settings_of", metavar="METHOD", help="List this method's settings (what --set "
+              "accepts) with their types and defaults.")
+@user_errors
+def list_methods(settings_of):
     """List the registered methods."""
+    if settings_of:
+        for line in describe_settings(methods.get_method(settings_of)):
+            click.echo(line)
+        return
     for name, cls in sorted(methods.METHODS.items()):
         click.echo(f"{name:14s} {methods.describe(cls)}")
 
@@ -64,8 +69,10 @@ def list_methods():
 @click.option("--dataset", required=True, help="mnist, svhn or celeba.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the labeled subset, the "
               "initialisation and the batch order.")
-@click.option("--epochs", default=0, type=int, help="Default: the authors' length for the dataset.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a method setting.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train in all (a run trained further "
+              "resumes). Default: the authors' length for the dataset.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a method setting "
+              f"(repeatable). {SET_SYNTAX}")
 @click.option("--recipe", default="", help="A method's named preset reproducing an original code, applied "
               "before --set (e.g. segma: authors-code; docs/protocol.md).")
 @click.option("--labeled", "labeled_subset", default="", type=click.Choice(["", "balanced", "first"]),
@@ -75,16 +82,24 @@ def list_methods():
               "(also $SEGMA_DATA_ROOT; default ./data with download).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Preprocessed-data cache (also "
               "$SEGMA_CACHE_DIR; default ./.cache).")
-@click.option("--run-dir", type=click.Path(file_okay=False), help="Default runs/DATASET/METHOD/seedN.")
-@click.option("--device", default="auto", show_default=True, help="auto picks CUDA when present.")
+@click.option("--run-dir", type=click.Path(file_okay=False), callback=writable_dir,
+              help="Default runs/DATASET/METHOD/seedN.")
+@click.option("--device", default="auto", show_default=True, callback=check_device,
+              help="auto picks CUDA when present; cpu, cuda, cuda:N.")
 @user_errors
 def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_root, cache_dir, run_dir, device):
     """Train one run (or resume it from its last checkpoint)."""
+    from datasets import get_loader
     from training import RunSpec, train as train_run
-    settings = parse_settings(settings)
+    method_class = methods.get_method(method)  # every name and value is checked before any data is read
+    get_loader(dataset)
+    if recipe:
+        method_class.recipe(recipe, dataset)
+    settings = typed_settings(method_class, parse_settings(settings))
     run_dir = Path(run_dir or default_run_dir(method, dataset, seed, settings, recipe, labeled_subset))
+    writable_dir(None, None, run_dir)
     spec = RunSpec(method=method, dataset=dataset, seed=seed, overrides=settings, recipe=recipe,
-                   labeled_subset=labeled_subset, epochs=epochs, data_root=data_root, cache_dir=cache_dir,
+                   labeled_subset=labeled_subset, epochs=epochs or 0, data_root=data_root, cache_dir=cache_dir,
                    device=device)
     metrics = train_run(spec, run_dir)
     error = metrics["test_error"]
@@ -101,7 +116,8 @@ def evaluation_options(command):
         click.option("--fid-weights", type=click.Path(dir_okay=False), help="pytorch-fid FID Inception weights "
                      "(also $SEGMA_FID_WEIGHTS; default: pytorch-fid's download; offline copy: "
                      "../shared/weights/pt_inception-2015-12-05.pth)."),
-        click.option("--device", default="auto", show_default=True, help="auto picks CUDA when present."),
+        click.option("--device", default="auto", show_default=True, callback=check_device,
+                     help="auto picks CUDA when present; cpu, cuda, cuda:N."),
     ]):
         command = option(command)
     return command
@@ -113,11 +129,14 @@ def evaluation_options(command):
               help="Repeatable; 'all' means mnist, svhn and celeba.")
 @click.option("--method", "method_names", multiple=True, help="Repeatable; default: the table's methods. "
               "A plugin method named here gets its own row.")
-@click.option("--seeds", default=0, type=int, help="Seeds 0..N-1 (default: the budget's).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds 0..N-1. Default: the budget's (quick and "
+              "comparable: 2, paper: 3).")
 @click.option("--budget", default="quick", show_default=True, help="quick, comparable or paper "
               "(evaluation/budgets.py).")
-@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              callback=writable_dir)
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              callback=writable_dir)
 @click.option("--recompute", is_flag=True, help="Evaluate every cell again even where its result exists "
               "(training only what has no run folder here): how a fresh clone reproduces the committed tables.")
 @click.option("--force", is_flag=True, help="Replace a record with one from a shorter run, or a table with one "
@@ -155,7 +174,7 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
                "threads": threads, "launcher": launcher,
                "launcher_settings": {"partition": partition, "timeout_min": timeout_min,
                                      "slurm": parse_settings(slurm_settings)}}
-    command = "python cli.py " + shlex.join(sys.argv[1:])
+    command = invocation()
     try:
         path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
     except CellsFailedError as error:
@@ -225,7 +244,8 @@ image_set_command("kid")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--metric", "metric_names", multiple=True, default=("test_error", "sample_fid", "interpolation_fid"),
               show_default=True)
-@click.option("--fid-samples", default=10000, show_default=True, type=int)
+@click.option("--fid-samples", default=10000, show_default=True, type=click.IntRange(min=2),
+              help="Generated (and real reference) images per FID; at least 2.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @evaluation_options
 @user_errors
@@ -235,7 +255,8 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
     from evaluation.harness import evaluate as run_evaluate
     from evaluation.inception import FeatureExtractor
     from training import load_trained, pick_device
-    saved = json.loads((Path(run_dir) / "config.json").read_text())["run"]
+    from training import read_run_config
+    saved = read_run_config(run_dir)["run"]
     data = load_dataset(saved["dataset"], data_root, cache_dir)
     _, data, model = load_trained(run_dir, data=data, device=device)
     extractor = None
@@ -248,20 +269,24 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown file; its .json twin "
-              "gets a copy of the run's metrics.json.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=writable_file,
+              help="Markdown file; its .json twin gets a copy of the run's metrics.json.")
+@click.option("--force", is_flag=True, help="Replace an existing report (and its .json twin) at --out.")
 @user_errors
-def report(run_dir, out):
+def report(run_dir, out, force):
     """Write a run's per-epoch training record (test error, loss, time) as markdown and JSON."""
     from evaluation.run_report import write_run_report
-    path, text = write_run_report(run_dir, out, "python cli.py " + shlex.join(sys.argv[1:]))
+    refuse_overwrite([Path(out), Path(out).with_suffix(".json")], force, "a training record")
+    path, text = write_run_report(run_dir, out, invocation())
     click.echo(text)
     click.echo(f"written to {path} and {path.with_suffix('.json')}")
 
 
+from cli_help import add_examples  # noqa: E402
 from figures.command import figures_command  # noqa: E402
 
 cli.add_command(figures_command)
+add_examples(cli)
 
 
 if __name__ == "__main__":

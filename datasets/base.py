@@ -13,6 +13,10 @@ class DataNotFoundError(FileNotFoundError):
     """Data that is not where we looked; the message says what is missing and how to get it."""
 
 
+class DataCorruptError(ValueError):
+    """Data files that are there but unreadable (truncated, wrong size); the message names the file."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """The paper's semi-supervised setting for one dataset (Section VI.A and docs/protocol.md)."""

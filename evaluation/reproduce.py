@@ -26,6 +26,13 @@ from .run_reuse import completed_epochs, find_reusable_run
 from .tables import render
 
 
+def check_writable(results_dir):
+    from cli_checks import unwritable_reason
+    reason = unwritable_reason(results_dir, want_dir=True)
+    if reason:
+        raise NotADirectoryError(f"results folder {results_dir}: {reason}; pass another --results-dir")
+
+
 def table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
@@ -87,6 +94,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
         "run_reused": reused, "budget_epochs": budget_epochs, "data_source": data.source,
         "command": options.get("command"),
+        "table_variant": type(model).table_variant,
+        **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
                      "test_error_by_epoch": [h["test_error"] for h in training["history"]]},
@@ -100,12 +109,13 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     if table not in PAPER_TABLES:
         raise methods.UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     budget = get_budget(budget_name)
+    check_writable(options["results_dir"])  # before any metric is computed, not at its write
     method_names = list(method_names) or table_methods(table)
     for name in method_names:
         methods.get_method(name)  # fail on unknown names before any training
     for dataset in datasets:
         get_loader(dataset)
-    if seeds < 0:
+    if seeds is not None and seeds < 0:
         raise ValueError(f"--seeds must be a count of seeds (0 or more; 0: the budget's {budget.default_seeds}), "
                          f"got {seeds}")
     seeds = seeds or budget.default_seeds

@@ -1,10 +1,10 @@
 """A run folder's training record as markdown (and its metrics.json copied beside it), for results/."""
-import json
 from pathlib import Path
 
 from tabulate import tabulate
 
 from storage import atomic_write_json, atomic_write_text
+from training.run_folder import read_run_config, read_run_json
 
 
 def train_command(run, epochs):
@@ -16,8 +16,8 @@ def train_command(run, epochs):
 
 def render_run_report(run_dir, command):
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = read_run_config(run_dir)
+    metrics = read_run_json(run_dir, "metrics.json")
     run = config["run"]
     history = metrics["history"]
     rows = [[h["epoch"], "—" if h.get("test_error") is None else f"{100 * h['test_error']:.2f}",

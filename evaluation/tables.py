@@ -32,7 +32,7 @@ def table_rows(table, stats, methods_available, extra_methods, datasets):
     metric, percent = spec["metric"], spec["metric"] == "test_error"
     kid_metric = KID_OF_FID.get(metric)
     rows = [(variant, method, values) for (variant, method), values in spec["rows"]]
-    rows += [("plugin", method, {}) for method in extra_methods]
+    rows += [(variant, method, {}) for method, variant in extra_methods.items()]
     out = []
     for variant, method, paper in rows:
         row = [variant, DISPLAY_NAMES.get(method, method)]
@@ -86,6 +86,28 @@ def training_length_note(records, dataset):
             text += f" [runs reused: {', '.join(f'`{r}`' for r in reused)}]"
         parts.append(text)
     return "training length in epochs, ours (the paper's): " + "; ".join(parts)
+
+
+def protocol_notes(table, frame, budget, datasets):
+    """Footnotes gathered from the records: budget, epochs against the paper's, sample counts, floors, seeds."""
+
+
+def extra_rows(frame, paper_methods):
+    """{method: table variant} of the methods beyond the paper's rows; the variant is what the method's
+    class declared (`table_variant`) when its cells were made, else "plugin"."""
+    extra = {}
+    for record in frame["record"]:
+        if record["method"] not in paper_methods:
+            extra[record["method"]] = record.get("table_variant", "plugin")
+    return dict(sorted(extra.items()))
+
+
+def plugin_notes(frame):
+    """Which plugin file (and its sha256) made the plugin rows: what the command needs to run again."""
+    sources = sorted({(r["method"], r["plugin"]["path"], r["plugin"]["sha256"]) for r in frame["record"]
+                      if r.get("plugin")})
+    return ["", "Plugins: " + "; ".join(f"`{method}` from `{path}` (sha256 {sha[:12]}…)"
+                                        for method, path, sha in sources) + "."] if sources else []
 
 
 def protocol_notes(table, frame, budget, datasets):
@@ -148,7 +170,7 @@ def render(table, results_dir, budget, methods_available, datasets=None):
         frame = frame[frame.dataset.isin(datasets)]
     stats = aggregate(frame)
     paper_methods = {m for (_, m), _ in PAPER_TABLES[table]["rows"]}
-    extra = sorted(set(frame[frame.metric == metric].method) - paper_methods) if not frame.empty else []
+    extra = extra_rows(frame[frame.metric == metric], paper_methods) if not frame.empty else {}
     kid = metric in KID_OF_FID
     headers = ["Variant", "Model"]
     for dataset in datasets:
@@ -165,8 +187,11 @@ def render(table, results_dir, budget, methods_available, datasets=None):
              "", "Protocol:", *protocol_notes(table, frame, budget, datasets)]
     if not frame.empty:
         lines += ["", compute_note(frame, table)]
+        lines += plugin_notes(frame[frame.metric == metric])
     dataset_options = " ".join(f"--dataset {d}" for d in datasets)
-    lines += ["", f"Made by `python cli.py reproduce --table {table} --budget {budget} {dataset_options}` "
+    plugins = sorted({r["plugin"]["path"] for r in frame["record"] if r.get("plugin")}) if not frame.empty else []
+    prefix = f"SEGMA_PLUGINS={':'.join(plugins)} " if plugins else ""  # the command must load them to re-run
+    lines += ["", f"Made by `{prefix}python cli.py reproduce --table {table} --budget {budget} {dataset_options}` "
                   f"(it trains and evaluates only what is missing); rendered again from the records in "
-                  f"`results/runs/{budget}/` by `python cli.py table --table {table} --budget {budget}`."]
+                  f"`results/runs/{budget}/` by `{prefix}python cli.py table --table {table} --budget {budget}`."]
     return "\n".join(lines) + "\n"

@@ -1,10 +1,10 @@
 """`python cli.py figures`: the paper's figures from a run folder, or the comparison figures across runs."""
-import json
 import shlex
 from pathlib import Path
 
 import click
 
+from cli_checks import check_device, writable_dir
 from user_errors import user_errors
 
 from .make import KINDS, TABLE_KINDS
@@ -28,13 +28,13 @@ def command_line(params):
               help="Which figure; 'all' skips the kinds the method does not support, with a note.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds every random choice (test "
               "images, pairs, target classes, sampling noise): the same seed gives identical PNGs.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder. Default RUN/figures, "
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=writable_dir, help="Output folder. Default RUN/figures, "
               "or RUNS_ROOT/figures-DATASET with --table-figures.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder with MNIST/, SVHN/ or celeba/ "
               "(also $SEGMA_DATA_ROOT).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Preprocessed-data cache (also "
               "$SEGMA_CACHE_DIR).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=check_device)
 @click.option("--table-figures", is_flag=True, help="Side-by-side comparison figures (M1+M2, ADGM, SeGMA: "
               "samples, interpolation, style transfer) from the runs under --runs-root.")
 @click.option("--dataset", help="With --table-figures: the dataset whose runs are compared.")
@@ -65,15 +65,13 @@ def figures_command(run_dir, kind, seed, out_dir, data_root, cache_dir, device, 
         if not run_dir:
             raise click.UsageError("give --run RUN_DIR (or --table-figures --dataset NAME)")
         from datasets import load_dataset
-        from training import load_trained
+        from training import load_trained, read_run_config
 
-        config = Path(run_dir) / "config.json"
-        if not config.exists():
-            raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
-        dataset_name = json.loads(config.read_text())["run"]["dataset"]
+        out = Path(out_dir or Path(run_dir) / "figures")
+        writable_dir(None, None, out)  # before the data and the model are loaded
+        dataset_name = read_run_config(run_dir)["run"]["dataset"]
         data = load_dataset(dataset_name, data_root, cache_dir)
         _, data, method = load_trained(run_dir, data=data, device=device)
-        out = Path(out_dir or Path(run_dir) / "figures")
         command = command_line([("run", run_dir), ("kind", kind), ("seed", seed), ("out", out_dir),
                                 ("data_root", data_root)])
         context = make.FigureContext(run=make.describe_run(run_dir), seed=seed, command=command)

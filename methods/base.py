@@ -25,6 +25,13 @@ class Batch:
 
 
 @dataclass
+class LabeledSet:
+    """The run's whole labeled subset, as the end-of-epoch and end-of-training hooks receive it."""
+    images: torch.Tensor   # float32 in [0, 1], (N_labeled, C, H, W), on the method's device
+    labels: torch.Tensor   # int64 class indices, (N_labeled,), on the method's device
+
+
+@dataclass
 class MethodConfig:
     learning_rate: float = 3e-4
     grad_clip_norm: float = 0.0     # 0 disables; clipping of the global gradient norm
@@ -53,6 +60,7 @@ class GenerativeMethod(nn.Module):
     config_class = MethodConfig
     has_classifier = True        # classify() gives class posteriors tied to the data's labels
     has_class_components = False  # latent space has one Gaussian per class (style transfer, Eq. 10/11)
+    table_variant = "plugin"     # the "Variant" column of a table row this method gets beyond the paper's
 
     def __init__(self, config, spec: DataSpec):
         super().__init__()
@@ -109,6 +117,15 @@ class GenerativeMethod(nn.Module):
 
     def on_epoch_start(self, epoch: int, optimizer) -> None:
         """Hook for staged training or learning-rate schedules; epoch counts from 0."""
+
+    def on_epoch_end(self, epoch: int, labeled: LabeledSet) -> None:
+        """Hook after the last step of each epoch (counted from 0), before that epoch's test error and
+        checkpoint: e.g. fit something on the codes of the labeled set. Runs in eval mode; what it fits must
+        live in parameters or buffers to survive a resume."""
+
+    def on_train_end(self, labeled: LabeledSet) -> None:
+        """Hook once the last planned epoch has run (after its on_epoch_end, before its test error and
+        checkpoint): e.g. fit a classifier or a sampler on the labeled codes of the trained model."""
 
     # ---- generative interface -------------------------------------------------------------------
     def encode(self, x) -> torch.Tensor:

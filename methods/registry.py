@@ -1,9 +1,15 @@
 """A decorator registry: adding a method means adding one file with `@register("name")`."""
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 
 METHODS = {}
+PLUGIN_MODULE_PREFIX = "segma_plugin_"
+
+
+class PluginError(ValueError):
+    """A plugin file that does not import (syntax error, failing import, a name already taken)."""
 
 
 class UnknownNameError(KeyError):
@@ -37,20 +43,37 @@ def describe(cls):
 
 
 def load_plugin(path):
-    """Import a user's file so that its @register decorators run."""
+    """Import a user's file so that its @register decorators run. The file's folder goes on sys.path (at
+    the end, so the suite's own packages win), so a plugin can import helper modules that sit beside it."""
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"plugin file {path} does not exist")
-    module_name = f"segma_plugin_{path.stem}"
+    module_name = PLUGIN_MODULE_PREFIX + path.stem
     loaded = sys.modules.get(module_name)
     if loaded is not None and getattr(loaded, "__file__", None) == str(path):
         return loaded  # already imported (e.g. named by both --plugin and SEGMA_PLUGINS): register once
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    module.__segma_sha256__ = hashlib.sha256(path.read_bytes()).hexdigest()  # the code that ran, for records
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as error:
         del sys.modules[module_name]  # a file that failed to import is not "already loaded"
+        for name in [n for n, cls in METHODS.items() if cls.__module__ == module_name]:
+            del METHODS[name]  # nor are the methods it registered before failing
+        if isinstance(error, Exception):
+            raise PluginError(f"plugin {path} failed to load: {type(error).__name__}: {error}. Fix the file, "
+                              "or leave it out of --plugin and SEGMA_PLUGINS") from error
         raise
     return module
+
+
+def plugin_source(cls):
+    """{"path", "sha256"} of the plugin file that registered `cls`; None for the built-in methods."""
+    module = sys.modules.get(cls.__module__)
+    if not cls.__module__.startswith(PLUGIN_MODULE_PREFIX) or module is None:
+        return None
+    return {"path": module.__file__, "sha256": module.__segma_sha256__}

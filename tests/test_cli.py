@@ -76,10 +76,13 @@ def test_train_unknown_setting_is_one_line(fake_cli_dataset):
 
 
 def test_set_parsing():
-    settings = parse_settings(["learning_rate=1e-3", "hidden=[32,32]", "architecture=mlp", "learn_means=false",
-                               "num_components=4", "name=a=b"])
+    from settings_parsing import typed_settings
+    raw = parse_settings(["learning_rate=1e-3", "hidden=[32,32]", "architecture=mlp", "learn_means=false",
+                          "num_components=4", "divergence_rows=a=b"])
+    assert raw["divergence_rows"] == "a=b" and raw["hidden"] == "[32,32]"
+    settings = typed_settings(methods.get_method("segma"), raw)
     assert settings == {"learning_rate": 1e-3, "hidden": (32, 32), "architecture": "mlp", "learn_means": False,
-                        "num_components": 4, "name": "a=b"}
+                        "num_components": 4, "divergence_rows": "a=b"}
     assert isinstance(settings["hidden"], tuple) and isinstance(settings["num_components"], int)
     with pytest.raises(click.BadParameter, match="key=value"):
         parse_settings(["learning_rate"])

@@ -37,9 +37,10 @@ def save_pngs(images, folder):
         Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
 
 
-def run(*args):
+def run(*args, stdout_only=True):
     result = CliRunner().invoke(cli.cli, list(map(str, args)))
-    return result.exit_code, result.output
+    # stdout is the JSON; progress lines and errors go to stderr
+    return result.exit_code, result.stdout if stdout_only else result.output
 
 
 def test_fid_and_kid_of_a_folder_equal_evaluates_for_the_same_images(toy, tmp_path):
@@ -78,7 +79,7 @@ def test_an_array_file_and_a_folder_of_the_same_images_score_the_same(toy, tmp_p
     ("missing.npy", "no such file"),
 ])
 def test_bad_image_sets_are_one_clear_line(toy, tmp_path, source, message):
-    code, output = run("fid", source, "toy-cmp:test")
+    code, output = run("fid", source, "toy-cmp:test", stdout_only=False)
     assert code == 1 and message in output and len(output.strip().splitlines()) == 1 and "Traceback" not in output
 
 

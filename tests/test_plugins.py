@@ -195,6 +195,115 @@ def test_example_plugin_learns_the_fake_classes(tmp_path, fake_data):
 def test_docs_walk_through_the_example():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md").read_text()
     for fragment in ("examples/my_method.py", "@register", "training_step", "--plugin", "SEGMA_PLUGINS",
-                     "reproduce --table", "methods/base.py"):
+                     "reproduce --table", "methods/base.py", "on_epoch_end(self, epoch: int, labeled: LabeledSet)",
+                     "on_train_end(self, labeled: LabeledSet)", "from methods.networks import", "table_variant",
+                     "sha256", "64,64", "on the CPU", "examples/fitted_autoencoder.py", "sys.path"):
         assert fragment in doc, fragment
     assert doc.count("```") % 2 == 0
+
+
+# ---- plugin folders, provenance, table variant, hooks ------------------------------------------------------
+def test_a_plugin_imports_a_helper_module_beside_it(tmp_path):
+    folder = tmp_path / "my_plugin"
+    folder.mkdir()
+    helper = f"helper_{uuid.uuid4().hex[:8]}"
+    (folder / f"{helper}.py").write_text("HIDDEN = 7\n")
+    name = f"toy-helper-{uuid.uuid4().hex[:6]}"
+    source = PLUGIN_SOURCE.format(name=name).replace('"""A toy plugin written by tests/test_plugins.py."""',
+                                                     f'from {helper} import HIDDEN')
+    (folder / "plugin.py").write_text(source)
+    module = methods.load_plugin(folder / "plugin.py")
+    assert module.HIDDEN == 7 and methods.get_method(name)
+
+
+def test_plugin_path_and_sha256_are_in_config_json(plugin_file, tmp_path, fake_data):
+    import hashlib
+    path, name = plugin_file
+    methods.load_plugin(path)
+    train(RunSpec(method=name, dataset="fake", epochs=1, progress=False), tmp_path / "run", data=fake_data)
+    plugin = json.loads((tmp_path / "run" / "config.json").read_text())["plugin"]
+    assert plugin == {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    train(RunSpec(method="segma", dataset="fake", epochs=1, progress=False, overrides={"hidden": (8,)}),
+          tmp_path / "builtin", data=fake_data)
+    assert "plugin" not in json.loads((tmp_path / "builtin" / "config.json").read_text())
+
+
+def test_hooks_see_the_labeled_set_after_each_epoch_and_at_the_end(plugin_file, tmp_path, fake_data):
+    path, name = plugin_file
+    methods.load_plugin(path)
+    cls = methods.get_method(name)
+    calls = []
+    cls.on_epoch_end = lambda self, epoch, labeled: calls.append(("epoch", epoch, labeled, self.training))
+    cls.on_train_end = lambda self, labeled: calls.append(("end", None, labeled, self.training))
+    train(RunSpec(method=name, dataset="fake", epochs=3, progress=False), tmp_path / "run", data=fake_data)
+    assert [(kind, epoch) for kind, epoch, _, _ in calls] == [("epoch", 0), ("epoch", 1), ("epoch", 2), ("end", None)]
+    labeled = calls[-1][2]
+    indices = json.loads((tmp_path / "run" / "labeled_indices.json").read_text())["indices"]
+    assert labeled.images.dtype == torch.float32 and labeled.images.shape == (6, 1, 8, 8)
+    assert 0 <= labeled.images.min() and labeled.images.max() <= 1
+    assert torch.equal(labeled.labels.cpu(), fake_data.train_labels[indices])
+    assert torch.allclose(labeled.images.cpu(), fake_data.train_images[indices].float() / 255)
+    assert not any(training for *_, training in calls)  # hooks run in eval mode
+    calls.clear()  # training further: the epochs after the resume, and the end at the new length
+    train(RunSpec(method=name, dataset="fake", epochs=4, progress=False), tmp_path / "run", data=fake_data)
+    assert [(kind, epoch) for kind, epoch, _, _ in calls] == [("epoch", 3), ("end", None)]
+
+
+def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fake_data, monkeypatch, make_fake):
+    from evaluation.reproduce import reproduce
+    path, name = plugin_file
+    source = path.read_text().replace("    has_classifier = False", "    has_classifier = False\n"
+                                      "    table_variant = \"toy variant\"")
+    path.write_text(source)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", lambda root, cache: make_fake(name="mnist"))
+    monkeypatch.setenv("SEGMA_PLUGINS", str(path))
+    methods.load_plugin(path)
+    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
+               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
+               "progress": False, "recompute": False}
+    monkeypatch.setattr(sys, "argv", ["cli.py", "reproduce", "--table", "2", "--method", name])
+    from cli_checks import invocation
+    _, text = reproduce(2, ["mnist"], [name], 1, "quick", options, invocation(), log=lambda *_: None)
+    record = json.loads(next((tmp_path / "results" / "runs" / "quick").glob("*.json")).read_text())
+    assert record["table_variant"] == "toy variant" and record["plugin"]["path"] == str(path.resolve())
+    row = next(line for line in text.splitlines() if f"| {name} " in line)
+    assert row.startswith("| toy variant ")
+    assert f"Made by `SEGMA_PLUGINS={path} python cli.py reproduce --table 2 --budget quick" in text
+    assert f"`{name}` from `{path.resolve()}` (sha256 {record['plugin']['sha256'][:12]}" in text
+
+
+# ---- the second example, written from docs/adding-a-method.md ---------------------------------------------------
+FITTED = Path(__file__).resolve().parents[1] / "examples" / "fitted_autoencoder.py"
+
+
+def test_fitted_autoencoder_fits_classifier_and_sampler_after_each_epoch(tmp_path, fake_data):
+    methods.load_plugin(FITTED)
+    cls = methods.get_method("fitted-ae")
+    assert cls.table_variant == "AE + fitted centroids"
+    metrics = train(RunSpec(method="fitted-ae", dataset="fake", epochs=6, progress=False,
+                            overrides={"hidden": (32,), "latent_dim": 4, "learning_rate": 3e-3}),
+                    tmp_path / "run", data=fake_data)
+    history = metrics["history"]
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    assert metrics["test_error"] < 0.34  # nearest centroid on 6 labels, three classes: chance is 0.67
+    _, _, model = load_trained(tmp_path / "run", data=fake_data)  # the fitted centroids came with the checkpoint
+    indices = json.loads((tmp_path / "run" / "labeled_indices.json").read_text())["indices"]
+    with torch.no_grad():
+        codes = model.encode(fake_data.train_images[indices].float() / 255)
+        labels = fake_data.train_labels[indices]
+        for k in range(3):
+            assert torch.allclose(model.class_means()[k], codes[labels == k].mean(0), atol=1e-5)
+        log_post = model.classify(fake_data.test_images.float() / 255)
+        assert log_post.shape == (30, 3) and torch.allclose(log_post.exp().sum(1), torch.ones(30), atol=1e-5)
+        images = model.sample(torch.tensor([0, 1, 2, 2]), generator=torch.Generator().manual_seed(0))
+        assert images.shape == (4, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
+
+
+def test_fitted_autoencoder_through_the_cli(tmp_path, monkeypatch, make_fake):
+    monkeypatch.setitem(datasets.DATASETS, "fake-plugin", lambda root, cache: make_fake(name="fake-plugin"))
+    result = CliRunner().invoke(cli, ["--plugin", str(FITTED), "train", "--method", "fitted-ae", "--dataset",
+                                      "fake-plugin", "--epochs", "2", "--set", "hidden=16,16", "--run-dir",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "2 epochs, test error" in result.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["plugin"]["path"] == str(FITTED)

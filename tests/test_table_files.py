@@ -113,7 +113,7 @@ def test_a_table_with_fewer_filled_cells_replaces_one_only_with_force(tmp_path):
 def test_reproduce_with_negative_seeds_fails_and_writes_nothing(tmp_path):
     result = CliRunner().invoke(cli.cli, ["reproduce", "--table", "2", "--seeds", "-1", "--results-dir",
                                           str(tmp_path)])
-    assert result.exit_code == 1 and "--seeds" in result.output and list(tmp_path.iterdir()) == []
+    assert result.exit_code == 2 and "--seeds" in result.output and list(tmp_path.iterdir()) == []  # usage error
 
 
 TINY = Budget("tiny", epochs={}, fid_samples=20, default_seeds=1, reuse_runs=True,

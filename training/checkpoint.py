@@ -37,3 +37,16 @@ def load_checkpoint(path):
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({error}). It is left untouched: move it away (or delete "
             f"it) to retrain this run from scratch, or pass another --run-dir.") from error
+
+
+def restore_model(method, state, path):
+    """Load a checkpoint's weights; weights of another model (method, settings) get a CheckpointError."""
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:300]
+        raise CheckpointError(
+            f"checkpoint {path} holds the weights of another model than this run's {type(method).name!r} with "
+            f"its settings ({detail}). It is left untouched: move it away to retrain this run, or pass the "
+            "run folder it belongs to.") from error

@@ -12,16 +12,17 @@ import torch
 from tqdm import tqdm
 
 import methods
-from datasets import load_dataset
+from datasets import load_dataset, to_float
 from datasets.splits import choose_labeled, class_proportions, save_indices
 from evaluation.classification import test_error
 from evaluation.results import software_versions
-from methods.base import DataSpec
+from methods.base import DataSpec, LabeledSet
 from storage import atomic_write_json
 
 from .batches import epoch_batches, steps_per_epoch, training_split
-from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import load_checkpoint, restore_model, restore_rng, save_checkpoint
 from .guard import NonFiniteGuard, NonFiniteLossError
+from .run_folder import read_run_config
 
 
 class RunMismatchError(ValueError):
@@ -76,6 +77,8 @@ def recipe_batch_sizes(recipe, num_train, num_labeled):
 def resolve_protocol(spec, data, method_class):
     """Fill the zeros of `spec` from the recipe, then the dataset protocol (returns a new, complete RunSpec)."""
     p = data.protocol
+    if spec.epochs < 0:
+        raise ValueError(f"epochs must be positive (0: the protocol's length), got {spec.epochs}")
     recipe = method_class.recipe(spec.recipe, data.name) if spec.recipe else None
     num_labeled = spec.num_labeled or p.num_labeled
     unlabeled_size, labeled_size = recipe_batch_sizes(recipe, len(data.train_images), num_labeled)
@@ -103,7 +106,7 @@ def prepare(spec, run_dir, data=None):
 
 
 def check_same_run(run_dir, spec):
-    saved = {**RunSpec.IDENTITY_DEFAULTS, **json.loads((run_dir / "config.json").read_text())["run"]}
+    saved = {**RunSpec.IDENTITY_DEFAULTS, **read_run_config(run_dir)["run"]}
     now = json.loads(json.dumps(spec.identity(), default=str))  # as config.json stores it: tuples become lists
     mismatched = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
     if mismatched:
@@ -125,6 +128,20 @@ def evaluate_epoch(method, data):
         return test_error(method, data.test_images, data.test_labels)
 
 
+def labeled_set(data, labeled_idx, device):
+    """The labeled subset as the hooks receive it: float images in [0, 1] and labels, on `device`."""
+    return LabeledSet(images=to_float(data.train_images[labeled_idx]).to(device),
+                      labels=data.train_labels[labeled_idx].long().to(device))
+
+
+def run_end_of_epoch_hooks(method, epoch, spec, labeled):
+    """on_epoch_end after every epoch, then on_train_end after the last planned one (both in eval mode)."""
+    method.eval()
+    method.on_epoch_end(epoch, labeled)
+    if epoch + 1 == spec.epochs:
+        method.on_train_end(labeled)
+
+
 def train(spec: RunSpec, run_dir, data=None, on_step=None):
     """Train (or resume) the run in `run_dir`; returns the metrics dict written to metrics.json.
 
@@ -138,22 +155,24 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
         check_same_run(run_dir, spec)
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
-        method.load_state_dict(state["model"])
+        restore_model(method, state, checkpoint_path)
         optimizer.load_state_dict(state["optimizer"])
         restore_rng(state)
         history, start_epoch = state["history"], state["epoch"]
         log_line(run_dir, f"resumed from the end of epoch {start_epoch}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+        plugin = methods.plugin_source(type(method))
         atomic_write_json(run_dir / "config.json", {
             "run": spec.identity(), "method_config": asdict(method.config), "data_spec": asdict(method.spec),
-            "data_source": data.source, "versions": software_versions()})
+            "data_source": data.source, "versions": software_versions(), **({"plugin": plugin} if plugin else {})})
         save_indices(run_dir / "labeled_indices.json", labeled_idx,
                      {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx),
                       "labeled_subset": spec.labeled_subset})
 
     config = method.config
     split = training_split(data, method.device)  # on a GPU: copied there once for the whole run
+    labeled = labeled_set(data, labeled_idx, method.device)
     for epoch in range(start_epoch, spec.epochs):
         method.train()
         method.on_epoch_start(epoch, optimizer)
@@ -182,6 +201,7 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
             if on_step is not None:
                 on_step(epoch, step)
         guard.check()  # before anything of this epoch is saved
+        run_end_of_epoch_hooks(method, epoch, spec, labeled)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2),
                   **{k: v.item() / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
         history.append(record)
@@ -211,11 +231,9 @@ def write_metrics(run_dir, spec, history):
 def load_trained(run_dir, data=None, device="auto", data_root=None, cache_dir=None):
     """(spec, data, method) of a finished or partial run, weights from its last checkpoint."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
-    saved = json.loads((run_dir / "config.json").read_text())["run"]
+    saved = read_run_config(run_dir)["run"]
     spec = RunSpec(**saved, device=device, data_root=data_root, cache_dir=cache_dir)
     spec, data, _, method = prepare(spec, run_dir, data)
-    method.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["model"])
+    restore_model(method, load_checkpoint(run_dir / "checkpoint.pt"), run_dir / "checkpoint.pt")
     method.eval()
     return spec, data, method
