@@ -123,7 +123,7 @@ def test_jobs_run_cells_in_processes_and_a_failed_cell_fails_only_itself(tmp_pat
     good_log = cell_log_path(tmp_path / "runs", "quick", Cell("toy-grid", "segma", 1)).read_text()
     assert "1 torch thread(s)" in good_log and "test_error =" in good_log
     assert "2/4 cells done, 0 running, 2 failed" in result.stderr
-    assert (tmp_path / "results" / "table2.md").exists()  # rendered from the cells that finished
+    assert (tmp_path / "results" / "table2-quick.md").exists()  # rendered from the cells that finished
 
 
 def test_jobs_give_the_same_records_as_one_cell_after_another(tmp_path, plugin_env):
@@ -150,7 +150,7 @@ def test_local_launcher_runs_each_cell_as_a_submitit_job(tmp_path, plugin_env):
     submitit_folder = tmp_path / "runs" / "reproduce" / "quick" / "submitit"
     assert len(list(submitit_folder.glob("*_result.pkl"))) == 2  # each cell was its own submitit job
     assert "2/2 cells done, 0 running, 0 failed" in result.stderr
-    assert "| segma" in (tmp_path / "results" / "table2.md").read_text()
+    assert "| SeGMA" in (tmp_path / "results" / "table2-quick.md").read_text()
 
 
 def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, monkeypatch):
