@@ -132,7 +132,7 @@ def evaluation_options(command):
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds 0..N-1. Default: the budget's (quick and "
               "comparable: 2, paper: 3).")
 @click.option("--budget", default="quick", show_default=True, help="quick, comparable or paper "
-              "(evaluation/budgets.py).")
+              "(reporting/budgets.py).")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
               callback=writable_dir)
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
@@ -159,9 +159,9 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     """Train and evaluate every missing cell of a paper table, then render results/tableN.md (budget
     comparable) or results/tableN-BUDGET.md."""
     from datasets import resolve_cache_dir
-    from evaluation.launch import CellsFailedError, available_cores
-    from evaluation.paper_reference import DATASETS
-    from evaluation.reproduce import reproduce as run_reproduce
+    from reporting.launch import CellsFailedError, available_cores
+    from reporting.paper_reference import DATASETS
+    from reporting.reproduce import reproduce as run_reproduce
     from training import pick_device
     datasets = DATASETS if "all" in datasets else datasets
     jobs = jobs or available_cores()
@@ -194,9 +194,9 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
 def table(table, budget, datasets, results_dir, force):
     """Render results/tableN.md (budget comparable) or results/tableN-BUDGET.md from the committed records
     in results/runs/BUDGET/, without training or evaluating. With no records it writes nothing and fails."""
-    from evaluation.budgets import get_budget
-    from evaluation.paper_reference import PAPER_TABLES
-    from evaluation.reproduce import write_table
+    from reporting.budgets import get_budget
+    from reporting.paper_reference import PAPER_TABLES
+    from reporting.reproduce import write_table
     if table not in PAPER_TABLES:
         raise UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     get_budget(budget)
@@ -275,7 +275,7 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
 @user_errors
 def report(run_dir, out, force):
     """Write a run's per-epoch training record (test error, loss, time) as markdown and JSON."""
-    from evaluation.run_report import write_run_report
+    from reporting.run_report import write_run_report
     refuse_overwrite([Path(out), Path(out).with_suffix(".json")], force, "a training record")
     path, text = write_run_report(run_dir, out, invocation())
     click.echo(text)

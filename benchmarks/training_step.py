@@ -168,7 +168,7 @@ def beside_a_competitor(args, threads):
 
 def main():
     args = parse_args()
-    from evaluation.launch import available_cores, threads_per_job
+    from reporting.launch import available_cores, threads_per_job
     cores = available_cores()
     load_before = os.getloadavg()
     one = (args.method, args.synthetic, 1, args.steps, args.warmup)

@@ -15,7 +15,7 @@ from .classification import test_error
 from .fid import activation_statistics, cached_reference, fid_protocol, frechet_distance
 from .kid import kernel_inception_distance, kid_protocol
 from .latent_ops import interpolate
-from .results import KID_OF_FID, METRICS
+from .metric_names import KID_OF_FID, METRICS
 
 REFERENCE_SPLIT = "train"
 REFERENCE_SEED = 0  # the reference subset is the same for every method and seed

@@ -126,7 +126,7 @@ def test_missing_plugin_file_is_one_line(tmp_path):
 
 
 def test_report_names_the_train_command_that_resumes_the_same_run(tmp_path, fake_cli_dataset):
-    from evaluation.run_report import render_run_report
+    from reporting.run_report import render_run_report
     args = ["train", "--method", "segma", "--dataset", fake_cli_dataset, "--set", "hidden=[16]",
             "--set", "learning_rate=0.001", "--epochs", "1"]
     assert invoke(*args).exit_code == 0

@@ -91,7 +91,7 @@ def test_reproduce_results_dir_under_a_file_fails_before_any_work(a_file, tmp_pa
 
 
 def test_reproduce_refuses_an_unwritable_results_dir_in_python_too(a_file):
-    from evaluation.reproduce import reproduce
+    from reporting.reproduce import reproduce
     with pytest.raises(NotADirectoryError, match="results folder"):
         reproduce(2, ["fake-cli"], ["segma"], 1, "quick", {"results_dir": str(a_file / "x")}, "cmd")
 

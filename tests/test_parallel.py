@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from evaluation.launch import Cell, GridProgress, cell_log_path, threads_per_job
+from reporting.launch import Cell, GridProgress, cell_log_path, threads_per_job
 from process_helpers import hold_lock, reference_statistics_in_a_process
 
 TESTS = Path(__file__).resolve().parent
@@ -154,8 +154,8 @@ def test_local_launcher_runs_each_cell_as_a_submitit_job(tmp_path, plugin_env):
 
 
 def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, monkeypatch):
-    from evaluation.cluster import run_with_submitit
-    from evaluation.launch import CellTask
+    from reporting.cluster import run_with_submitit
+    from reporting.launch import CellTask
     for key, value in plugin_env.items():
         monkeypatch.setenv(key, value)
     options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",

@@ -250,7 +250,7 @@ def test_hooks_see_the_labeled_set_after_each_epoch_and_at_the_end(plugin_file, 
 
 
 def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fake_data, monkeypatch, make_fake):
-    from evaluation.reproduce import reproduce
+    from reporting.reproduce import reproduce
     path, name = plugin_file
     source = path.read_text().replace("    has_classifier = False", "    has_classifier = False\n"
                                       "    table_variant = \"toy variant\"")

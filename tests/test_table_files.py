@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 import cli
 from datasets.registry import DATASETS
-from evaluation import budgets
-from evaluation import reproduce as reproduce_module
-from evaluation.budgets import Budget, MethodBudget, table_file_name
-from evaluation.guards import WouldLoseResults
-from evaluation.paper_reference import PAPER_TABLES
-from evaluation.results import load_records, record_path, write_record
+from reporting import budgets
+from reporting import reproduce as reproduce_module
+from reporting.budgets import Budget, MethodBudget, table_file_name
+from reporting.guards import WouldLoseResults
+from reporting.paper_reference import PAPER_TABLES
+from reporting.results import load_records, record_path, write_record
 from training import RunSpec, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protoco
 
 
 def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path):
-    from evaluation.status import render_status
+    from reporting.status import render_status
     write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
     write_cell(tmp_path, "segma", 1, {"test_error": 0.14})
     write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: never the best

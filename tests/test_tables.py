@@ -7,10 +7,10 @@ from click.testing import CliRunner
 import cli
 import methods
 from datasets.registry import DATASETS
-from evaluation import reproduce as reproduce_module
-from evaluation.results import aggregate, load_records, record_path, write_record
-from evaluation.paper_reference import DATASETS as PAPER_DATASETS
-from evaluation.tables import render
+from reporting import reproduce as reproduce_module
+from reporting.results import aggregate, load_records, record_path, write_record
+from reporting.paper_reference import DATASETS as PAPER_DATASETS
+from reporting.tables import render
 
 
 def fid_protocol(n=2000):
@@ -123,7 +123,7 @@ def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path
 
 
 def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
-    from evaluation.run_report import write_run_report
+    from reporting.run_report import write_run_report
     from training import RunSpec, train
     train(RunSpec("segma", "fake", seed=0, epochs=2, progress=False), tmp_path / "run", data=fake_data)
     path, text = write_run_report(tmp_path / "run", tmp_path / "out" / "curve.md", "python cli.py report x")

@@ -15,7 +15,7 @@ import methods
 from datasets import load_dataset, to_float
 from datasets.splits import choose_labeled, class_proportions, save_indices
 from evaluation.classification import test_error
-from evaluation.results import software_versions
+from provenance import software_versions
 from methods.base import DataSpec, LabeledSet
 from storage import atomic_write_json
 

@@ -181,7 +181,7 @@ def render(table, results_dir, budget, methods_available, datasets=None):
                     tablefmt="github", disable_numparse=True)  # keep our formatting (12.70, +0.30)
     lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
              "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
-             "Paper: the SeGMA paper's published value (evaluation/paper_reference.py); the paper reports no KID. "
+             "Paper: the SeGMA paper's published value (reporting/paper_reference.py); the paper reports no KID. "
              "`missing`: implemented but not run at this budget; `not implemented`: no such method in the suite; "
              "`n/a`: the method cannot give this metric (no classifier).",
              "", "Protocol:", *protocol_notes(table, frame, budget, datasets)]

@@ -4,7 +4,7 @@ Finished work is never redone: a trained run is resumed or skipped, and a metric
 JSON is not recomputed (unless --recompute: then every cell is evaluated again, and trained again where
 its run folder is not on this machine, as on a fresh clone). Interrupt at any point and run the same
 command again. Budgets that reuse runs evaluate a run folder of the same identity with at least the
-budget's epochs (e.g. a long run made by `train`) instead of training (evaluation/run_reuse.py). No record
+budget's epochs (e.g. a long run made by `train`) instead of training (reporting/run_reuse.py). No record
 is replaced by one from a shorter run, and no table by one with fewer filled cells, without --force."""
 import json
 import time
@@ -83,7 +83,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     else:
         training = train(spec, run_dir, data=data)
     spec, data, model = load_trained(run_dir, data=data, device=options["device"])
-    from .harness import evaluate  # imports the FID stack only when a cell is evaluated
+    from evaluation.harness import evaluate  # imports the FID stack only when a cell is evaluated
     extractor = extractor_factory() if metric != "test_error" else None
     started = time.time()
     metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options["cache_dir"], seed)

@@ -2,7 +2,7 @@
 torch threads and log file, and one combined progress line in the parent.
 
 A cell is one (dataset, method, seed) of a table. Every cell runs the same function, `run_cell_task`,
-whether in a spawned process here or in a submitit job (evaluation/cluster.py), so the run folders,
+whether in a spawned process here or in a submitit job (reporting/cluster.py), so the run folders,
 records and tables are the same however the grid was run. Cells are independent; two cells that share
 a run folder or a record (the same run evaluated for two tables by two `reproduce` calls at once) take
 turns through a lock file per cell (fcntl.flock; `cell_lock_path`)."""
@@ -133,7 +133,7 @@ def extractor_factory(options):
 
     def factory():
         if "fid" not in built:
-            from .inception import FeatureExtractor
+            from evaluation.inception import FeatureExtractor
             built["fid"] = FeatureExtractor(weights_path=options["fid_weights"], device=options["fid_device"])
         return built["fid"]
     return factory

@@ -1,17 +1,14 @@
 """One JSON per (budget, dataset, method, seed) with config, metrics, protocol, versions and timing;
 tables are a pandas aggregation over these files."""
 import json
-import platform
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 
 from storage import atomic_write_json
 
-METRICS = ("test_error", "sample_fid", "interpolation_fid", "sample_kid", "interpolation_kid")
-# Each image metric and the KID computed from the same generated images' Inception features.
-KID_OF_FID = {"sample_fid": "sample_kid", "interpolation_fid": "interpolation_kid"}
+from evaluation.metric_names import KID_OF_FID, METRICS  # noqa: F401 (re-exported for the tables)
+from provenance import software_versions  # noqa: F401 (re-exported: every record carries it)
 
 
 def record_path(results_dir, budget, dataset, method, seed):
@@ -31,21 +28,6 @@ def read_record(path):
 def write_record(path, record):
     atomic_write_json(path, record)
 
-
-def software_versions():
-    import numpy
-    import pytorch_fid
-    import scipy
-    import torch
-    import torchvision
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "pytorch_fid": pytorch_fid.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "suite_commit": commit}
 
 
 def load_records(results_dir, budget):

@@ -1,10 +1,10 @@
 """results/README.md: where the suite stands against the paper, in one screen, made from the files in
 results/ alone (so it is never out of step with them):
 
-    python -m evaluation.status            # writes results/README.md
+    python -m reporting.status            # writes results/README.md
 
 One line per paper cell (table, model, dataset) with our best paper-comparable number: the lowest mean
-over the budgets marked paper_comparable (evaluation/budgets.py), with its budget and records; then the
+over the budgets marked paper_comparable (reporting/budgets.py), with its budget and records; then the
 single long training runs' test errors (results/*.json, same test protocol, one seed each); then links
 to every table, figure and record."""
 import json
@@ -75,8 +75,8 @@ def render_status(results_dir="results"):
     headline = ", ".join(f"[{table_file_name(t, HEADLINE_BUDGET)}]({table_file_name(t, HEADLINE_BUDGET)})"
                          for t in PAPER_TABLES)
     lines = ["# Where the suite stands against the SeGMA paper", "",
-             f"Made by `python -m evaluation.status` from the files in this folder. Paper-comparable budgets: "
-             f"{budgets} (10,000 images per FID and KID; training lengths in evaluation/budgets.py and in each "
+             f"Made by `python -m reporting.status` from the files in this folder. Paper-comparable budgets: "
+             f"{budgets} (10,000 images per FID and KID; training lengths in reporting/budgets.py and in each "
              f"table's footnote). Headline tables: {headline} (written once the comparable records exist).",
              "", "## Best paper-comparable number per cell (mean ± std over seeds)", ""]
     if cells:
@@ -100,8 +100,14 @@ def render_status(results_dir="results"):
 
 
 def main(argv=None):
+    import argparse
     from storage import atomic_write_text
-    results_dir = Path((argv or sys.argv[1:] or ["results"])[0])
+    parser = argparse.ArgumentParser(prog="python -m reporting.status",
+                                     description="Write RESULTS_DIR/README.md: where the suite stands against the paper.")
+    parser.add_argument("results_dir", nargs="?", default="results", type=Path)
+    results_dir = parser.parse_args(argv).results_dir
+    if not results_dir.is_dir():
+        parser.error(f"{results_dir} is not a folder of results")
     path = results_dir / "README.md"
     atomic_write_text(path, render_status(results_dir))
     print(f"written to {path}")
