@@ -132,3 +132,18 @@ def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
         assert f"| {h['epoch']}       | {100 * h['test_error']:.2f}" in text
     assert "2 of 2 planned epochs" in text and "Produced by `python cli.py report x`" in text
     assert json.loads(path.with_suffix(".json").read_text())["history"] == history
+
+
+def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path):
+    from reporting.ablation import main
+    history = [{"epoch": e, "test_error": 0.5 - e / 100} for e in range(1, 31)]
+    (tmp_path / "a.json").write_text(json.dumps({"history": history}))
+    (tmp_path / "b.json").write_text(json.dumps({"history": history[:15]}))
+    out = tmp_path / "ablation.md"
+    main(["--out", str(out), "--epochs", "10,20", f"full={tmp_path / 'a.json'}", f"short={tmp_path / 'b.json'}"])
+    rows = {cells[0]: cells[1:4] for line in out.read_text().splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert rows["full"] == ["40.00", "30.00", "20.00 (epoch 30)"]
+    assert rows["short"] == ["35.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
+    with pytest.raises(SystemExit):
+        main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])

@@ -1,0 +1,69 @@
+"""An ablation table from committed training records: the test error of each run at chosen epochs.
+
+    python -m reporting.ablation --out results/segma_mnist_ablation.md --epochs 10,20,40 \
+        --title "..." "paper's text, first 100=results/segma_ablation/paper-text.json" ...
+
+Each row is LABEL=RECORD, a record being the metrics JSON that `cli.py report` writes beside its markdown
+(per-epoch history). The numbers come from the records only; the command is written under the table so a
+fresh clone renders the same bytes."""
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from tabulate import tabulate
+
+from storage import atomic_write_text
+
+
+def error_at(history, epoch):
+    """Test error (%) after `epoch`, or None when the run did not get that far."""
+    for entry in history:
+        if entry["epoch"] == epoch and entry.get("test_error") is not None:
+            return 100.0 * entry["test_error"]
+    return None
+
+
+def render_ablation(rows, epochs, title, command):
+    """rows: [(label, record_path)]; returns the markdown table."""
+    table = []
+    for label, path in rows:
+        history = json.loads(Path(path).read_text())["history"]
+        cells = [error_at(history, e) for e in epochs]
+        last = history[-1]
+        table.append([label, *("—" if c is None else f"{c:.2f}" for c in cells),
+                      f"{100 * last['test_error']:.2f} (epoch {last['epoch']})", f"`{path}`"])
+    headers = ["run", *(f"epoch {e}" for e in epochs), "last", "record"]
+    return "\n".join([f"# {title}", "", "Test error, % (full MNIST test set, after the epoch).", "",
+                      tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
+                      f"Rendered by `{command}`."]) + "\n"
+
+
+def parse_row(text):
+    label, sep, path = text.rpartition("=")
+    if not sep or not label:
+        raise argparse.ArgumentTypeError(f"expected LABEL=RECORD.json, got {text!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"record {path} does not exist (make it with `python cli.py report`)")
+    return label, path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m reporting.ablation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", nargs="+", type=parse_row, metavar="LABEL=RECORD.json")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--epochs", default="10,20,40", help="comma-separated epochs (default 10,20,40)")
+    parser.add_argument("--title", default="Ablation")
+    args = parser.parse_args(argv)
+    try:
+        epochs = [int(e) for e in args.epochs.split(",")]
+    except ValueError:
+        parser.error(f"--epochs must be comma-separated integers, got {args.epochs!r}")
+    command = "python -m reporting.ablation " + shlex.join(argv if argv is not None else __import__("sys").argv[1:])
+    text = render_ablation(args.rows, epochs, args.title, command)
+    atomic_write_text(args.out, text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
