@@ -144,6 +144,6 @@ def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path)
     rows = {cells[0]: cells[1:4] for line in out.read_text().splitlines() if line.startswith("| ")
             for cells in [[c.strip() for c in line.strip("|").split("|")]]}
     assert rows["full"] == ["40.00", "30.00", "20.00 (epoch 30)"]
-    assert rows["short"] == ["35.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
+    assert rows["short"] == ["40.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
     with pytest.raises(SystemExit):
         main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])
