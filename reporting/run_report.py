@@ -7,11 +7,18 @@ from storage import atomic_write_json, atomic_write_text
 from training.run_folder import read_run_config, read_run_json
 
 
-def train_command(run, epochs):
-    """The `train` call that makes (and, run again, resumes) this run, with its epochs and overrides."""
+def train_command(run, epochs, run_dir):
+    """The `train` call that makes (and, run again, resumes) this run: its epochs, recipe, labeled subset,
+    overrides and folder."""
+    import methods
     overrides = "".join(f" --set {key}={value}" for key, value in run["overrides"].items())
+    recipe = run.get("recipe", "")
+    # name the labeled subset only where it is not what the recipe (or the default) implies
+    implied = methods.get_method(run["method"]).recipe(recipe, run["dataset"]).labeled_subset if recipe else "balanced"
+    labeled = run.get("labeled_subset", "balanced")
     return (f"python cli.py train --method {run['method']} --dataset {run['dataset']} --seed {run['seed']} "
-            f"--epochs {epochs}{overrides}")
+            f"--epochs {epochs}" + (f" --recipe {recipe}" if recipe else "")
+            + (f" --labeled {labeled}" if labeled != implied else "") + f"{overrides} --run-dir {run_dir}")
 
 
 def render_run_report(run_dir, command):
@@ -26,7 +33,8 @@ def render_run_report(run_dir, command):
     lines = [f"# {run['method']} on {run['dataset']}, seed {run['seed']}: training record", "",
              f"Run folder `{run_dir}`; {metrics['epochs_completed']} of {metrics['epochs_planned']} planned epochs; "
              f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it.",
-             f"Settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
+             f"Recipe: {run.get('recipe') or 'none'}; labeled subset: {run.get('labeled_subset', 'balanced')}; "
+             f"settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
              "docs/protocol.md); versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", ""]
     if best:
         lines += [f"Last test error {100 * history[-1]['test_error']:.2f}% (epoch {history[-1]['epoch']}); "
@@ -34,7 +42,7 @@ def render_run_report(run_dir, command):
                   "method's class posterior (Eq. 7 for SeGMA) over the whole test set after each epoch.", ""]
     lines += [tabulate(rows, headers=["epoch", "test error %", "loss", "seconds"], tablefmt="github",
                        disable_numparse=True), "", f"Produced by `{command}` from the run made by "
-              f"`{train_command(run, metrics['epochs_planned'])}`"
+              f"`{train_command(run, metrics['epochs_planned'], run_dir)}`"
               + " (offline add --data-root DIR; the same command again resumes the run)."]
     return "\n".join(lines) + "\n", metrics
 

@@ -192,3 +192,13 @@ def test_run_folders_from_before_recipes_still_resume(tmp_path, fake_data):
         del config["run"][key]
     (run / "config.json").write_text(json.dumps(config))
     assert train(RunSpec(**spec, epochs=2), run, data=fake_data)["epochs_completed"] == 2
+
+
+def test_a_run_report_names_the_recipe_and_labeled_subset_its_run_was_made_with(tmp_path, fake_data):
+    from reporting.run_report import render_run_report
+    run = tmp_path / "run"
+    train(RunSpec(method="segma", dataset="fake", overrides=dict(SMALL), recipe="authors-code",
+                  labeled_subset="balanced", epochs=1, progress=False), run, data=fake_data)
+    text, _ = render_run_report(run, "cmd")
+    assert "--recipe authors-code --labeled balanced --set hidden=[16] --run-dir " + str(run) in text
+    assert "Recipe: authors-code; labeled subset: balanced" in text
