@@ -47,11 +47,12 @@ def test_records_under_results_are_not_ignored_by_git():
 
 
 def committed_tables():
-    """(table, budget) of every committed table file whose budget has committed records."""
+    """(table, budget) of every committed table file whose metric has committed records at that budget."""
     for budget in sorted(budgets.BUDGETS):
-        for table in PAPER_TABLES:
+        frame = load_records(REPO / "results", budget)
+        for table, spec in PAPER_TABLES.items():
             if (REPO / "results" / table_file_name(table, budget)).exists() and \
-                    (REPO / "results" / "runs" / budget).is_dir():
+                    not frame[frame.metric == spec["metric"]].empty:
                 yield table, budget
 
 
