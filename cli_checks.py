@@ -82,22 +82,23 @@ def unwritable_reason(path, want_dir):
     return None if os.access(ancestor, os.W_OK | os.X_OK) else f"{ancestor} is not writable"
 
 
-def writable_dir(ctx, param, value):
-    """Callback for output folders: refuse, before any work, a path that could not be written."""
+def _writable(value, param, want_dir):
+    """Refuse, before any work, an output path that could not be written."""
     if value is not None:
-        reason = unwritable_reason(value, want_dir=True)
+        reason = unwritable_reason(value, want_dir=want_dir)
         if reason:
-            raise click.BadParameter(f"{reason}; choose another folder", param=param)
+            raise click.BadParameter(f"{reason}; choose another {'folder' if want_dir else 'path'}", param=param)
     return value
+
+
+def writable_dir(ctx, param, value):
+    """Callback for output folders."""
+    return _writable(value, param, want_dir=True)
 
 
 def writable_file(ctx, param, value):
-    """Callback for output files: refuse, before any work, a path that could not be written."""
-    if value is not None:
-        reason = unwritable_reason(value, want_dir=False)
-        if reason:
-            raise click.BadParameter(f"{reason}; choose another path", param=param)
-    return value
+    """Callback for output files."""
+    return _writable(value, param, want_dir=False)
 
 
 def refuse_overwrite(paths, force, what):

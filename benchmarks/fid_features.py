@@ -31,11 +31,10 @@ from pytorch_fid.fid_score import get_activations  # noqa: E402
 
 from evaluation import inception  # noqa: E402
 from evaluation.inception import FeatureExtractor  # noqa: E402
+from benchmarks.readme_section import write_section  # noqa: E402
 
 MNIST_TEST_IMAGES = REPO.parent / "shared" / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
 OFFLINE_WEIGHTS = REPO.parent / "shared" / "weights" / "pt_inception-2015-12-05.pth"
-README = REPO / "benchmarks" / "README.md"
-BEGIN, END = "<!-- fid_features results: begin -->", "<!-- fid_features results: end -->"
 
 
 def parse_args():
@@ -161,7 +160,7 @@ def main():
                              load_before, os.getloadavg(), ours.weights_sha256)
     print(report)
     if not args.no_readme:
-        write_into_readme(report)
+        write_section("fid_features", report)
 
 
 def markdown_report(args, description, runs, times, differences, build_ours, build_theirs,
@@ -193,15 +192,6 @@ def markdown_report(args, description, runs, times, differences, build_ours, bui
     lines += [f"- {what}: {value:.2e}" for what, value in differences.items()]
     return "\n".join(lines)
 
-
-def write_into_readme(report):
-    text = README.read_text() if README.is_file() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{report}\n{END}{tail}")
-    print(f"written into {README}")
 
 
 if __name__ == "__main__":

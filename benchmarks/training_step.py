@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from any folder
 
-README = REPO / "benchmarks" / "README.md"
-BEGIN, END = "<!-- training_step results: begin -->", "<!-- training_step results: end -->"
+from benchmarks.readme_section import write_section  # noqa: E402
+
 MNIST_ROOT = REPO.parent / "shared" / "data"
 GEMM_SHAPE = (200, 1024, 1024)
 
@@ -185,7 +185,7 @@ def main():
                              step_all, side_by_side, busy_default, busy_picked)
     print(report)
     if not args.no_readme:
-        write_into_readme(report)
+        write_section("training_step", report)
 
 
 def markdown_report(args, cores, load_before, load_after, peak_one, peak_all, flops, step_one, step_all,
@@ -218,15 +218,6 @@ def markdown_report(args, cores, load_before, load_after, peak_one, peak_all, fl
         f"{busy_picked / step_one:.2f}x slower than 1 thread alone |",
     ])
 
-
-def write_into_readme(report):
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{report}\n{END}{tail}")
-    print(f"written into {README}")
 
 
 if __name__ == "__main__":
