@@ -3,12 +3,13 @@
 A model-free diagnostic for the spread of semi-supervised results over seeds: with 100 labels on MNIST the
 labeled subset alone changes what any method can reach. Run:
     python -m evaluation.label_subsets --dataset mnist --data-root ../shared/data --seeds 0-9
+    python -m evaluation.label_subsets --dataset mnist --data-root ../shared/data --labeled first
 """
 import click
 import torch
 
 from datasets import load_dataset
-from datasets.splits import labeled_indices
+from datasets.splits import LABELED_SUBSETS, choose_labeled
 from user_errors import user_errors
 
 
@@ -38,13 +39,16 @@ def parse_seeds(text):
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--num-labeled", type=int, default=100, show_default=True)
 @click.option("--seeds", default="0-9", show_default=True, help="'0-9' or '0,3,5'.")
+@click.option("--labeled", "subset", type=click.Choice(LABELED_SUBSETS), default="balanced", show_default=True,
+              help="balanced: each seed's class-balanced draw; first: the first N training images (the same for "
+                   "every seed, as the SeGMA authors' code ran).")
 @user_errors
-def main(dataset, data_root, cache_dir, num_labeled, seeds):
+def main(dataset, data_root, cache_dir, num_labeled, seeds, subset):
     data = load_dataset(dataset, data_root, cache_dir)
-    print(f"| seed | 1-NN test error of the {num_labeled} labeled {dataset} images (pixels) |")
+    print(f"| seed | 1-NN test error of the {num_labeled} labeled {dataset} images (pixels, subset {subset}) |")
     print("|---|---|")
-    for seed in parse_seeds(seeds):
-        indices = torch.as_tensor(labeled_indices(data.train_labels, num_labeled, seed))
+    for seed in parse_seeds(seeds) if subset == "balanced" else ["any"]:
+        indices = torch.as_tensor(choose_labeled(data.train_labels, num_labeled, 0 if seed == "any" else seed, subset))
         error = nearest_neighbour_error(data.train_images, data.train_labels, data.test_images,
                                         data.test_labels, indices)
         print(f"| {seed} | {100 * error:.2f}% |")

@@ -147,3 +147,24 @@ def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path)
     assert rows["short"] == ["40.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
     with pytest.raises(SystemExit):
         main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])
+
+
+def test_the_committed_ablation_table_renders_byte_for_byte_from_its_command(tmp_path, monkeypatch):
+    """results/segma_mnist_ablation.md names the command that made it; run on the committed records, the same
+    command gives the same bytes (a fresh clone can check every number in it)."""
+    import shlex
+    from pathlib import Path
+
+    from reporting.ablation import main
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / "results" / "segma_mnist_ablation.md"
+    if not committed.exists():
+        pytest.skip("no committed ablation table")
+    command = committed.read_text().rsplit("Rendered by `", 1)[1].rsplit("`.", 1)[0]
+    argv = shlex.split(command)[3:]                          # drop `python -m reporting.ablation`
+    out_index = argv.index("--out") + 1
+    argv[out_index] = str(tmp_path / "again.md")
+    monkeypatch.chdir(repo)
+    main(argv)
+    rendered = (tmp_path / "again.md").read_text().replace(str(tmp_path / "again.md"), "results/segma_mnist_ablation.md")
+    assert rendered == committed.read_text()
