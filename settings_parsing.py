@@ -112,7 +112,9 @@ def convert(name, raw, kind, default):
             return to_str(raw)
     except ValueError:
         example = EXAMPLES.get(origin, "...")
-        raise SettingError(f"--set {name}={raw}: {name} takes a {describe_type(kind, default)} "
+        described = describe_type(kind, default)
+        article = "an" if described[0] in "aeiou" else "a"
+        raise SettingError(f"--set {name}={raw}: {name} takes {article} {described} "
                            f"(e.g. --set {name}={example})") from None
     value = json.loads(raw) if raw else raw  # a type this parser does not know: read as JSON, as before
     return tuple(value) if isinstance(value, list) else value
