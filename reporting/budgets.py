@@ -8,15 +8,16 @@ comparable: comparable with the paper and within reach of a 2-core CPU. FID and 
             methods' test errors had levelled off on this CPU: SeGMA, SeGMA unsup. and CWAE 150 epochs with
             the `authors-code` recipe and its labeled protocol (the first 100 training images, as the
             authors' code ran; the SeGMA issue settled on it), ADGM 100 epochs, M1+M2 100 epochs of which
-            30 are M1 (the long runs' split). That is shorter than the paper's (M1+M2 3,100, ADGM up to
-            1,000 epochs); every table footnote states both. Two seeds, mean ± std.
+            30 are M1 (the long runs' split). That is shorter than the paper's (M1+M2 600 of our epochs,
+            100 of M1 and 500 of M2 = the authors' 300,000 M2 updates; ADGM up to 1,000 epochs); every
+            table footnote states both. Two seeds, mean ± std.
             A budget's length is a minimum: a run folder with the same identity and at least that many
             epochs (e.g. a long run made by `train`) is evaluated as it is, not retrained, and its record
             names the folder and the epochs it had (reporting/run_reuse.py).
 quick:      what fits a 2-core CPU in minutes per method: the same few epochs for every method and 2,000
             images per FID. Its FIDs are not comparable with the paper's (FID is biased upward at small sample
             counts); tables made with it show the real-against-real FID at the same sample count (the floor).
-            M1+M2 spends its first 2 of the 5 MNIST epochs on M1 (instead of 100 of 3,100)."""
+            M1+M2 spends its first 2 of the 5 MNIST epochs on M1 (instead of 100 of 600)."""
 from dataclasses import dataclass, field
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
 from .results import aggregate, load_records
-from .tables import DATASET_TITLES
+from .tables import DATASET_TITLES, format_value
 
 TEST_ERROR_PAPER = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
 METRIC_TITLES = {"test_error": "test error %", "sample_fid": "sample FID", "interpolation_fid": "interpolation FID"}
@@ -32,7 +32,7 @@ def cell_lines(results_dir):
                 budget, mean, std, n = best
                 scale = 100.0 if metric == "test_error" else 1.0
                 lines.append(f"| {table} | {DISPLAY_NAMES.get(method, method)} | {DATASET_TITLES[dataset]} | "
-                             f"{METRIC_TITLES[metric]} | {mean * scale:.2f} ± {std * scale:.2f} (n={n}) | "
+                             f"{METRIC_TITLES[metric]} | {format_value(mean, std, n, scale)} | "
                              f"{reference:.2f} | `{budget}` | [records](runs/{budget}/) |")
     return lines
 
@@ -50,7 +50,7 @@ def best_comparable(results_dir, metric, method, dataset):
     if not found:
         return None
     mean, name, std, n = min(found)
-    return name, mean, 0.0 if std != std else std, n
+    return name, mean, std, n  # std is NaN for one seed: format_value then shows no ±
 
 
 def long_run_lines(results_dir):

@@ -183,3 +183,10 @@ def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path)
     line = next(line for line in text.splitlines() if line.startswith("| 2 | SeGMA | MNIST"))
     assert "13.00 ± 1.41 (n=2)" in line and "`comparable`" in line and "12.70" in line
     assert "[runs/comparable/](runs/comparable/)" in text and "[runs/quick/](runs/quick/)" in text
+
+
+def test_results_readme_shows_no_spread_for_a_single_seed(tmp_path):
+    from reporting.status import render_status
+    write_cell(tmp_path, "adgm", 0, {"test_error": 0.05})
+    line = next(line for line in render_status(tmp_path).splitlines() if line.startswith("| 2 | ADGM | MNIST"))
+    assert "| 5.00 (n=1) |" in line and "±" not in line
