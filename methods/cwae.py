@@ -12,6 +12,7 @@ class CWAE(LatentMixtureAutoencoder):
     has_classifier = False
     has_class_components = False
     uses_labels = False  # Tabor et al.'s CWAE is unsupervised: it trains on the unlabeled rows only
+    table_variant = "unsupervised"
 
     @classmethod
     def default_config(cls, spec):

@@ -229,6 +229,7 @@ class SemiSupervisedVAE(GenerativeMethod):
     Codes are [z, one-hot y] with the one-hot last (Section VI.C interpolates both)."""
     has_classifier = True
     has_class_components = False
+    table_variant = "semi-supervised"
     binarize_modes = ("none", "dynamic")
 
     def _init_skeleton(self, spec, z_dim):

@@ -177,6 +177,7 @@ class LatentMixtureAutoencoder(GenerativeMethod):
 @register("segma")
 class SeGMA(LatentMixtureAutoencoder):
     """SeGMA (semi-supervised): Gaussian-mixture CWAE with a Gaussian classifier on the labeled part."""
+    table_variant = "semi-supervised"
 
 
 @register("segma-unsup")
@@ -184,6 +185,7 @@ class SeGMAUnsupervised(LatentMixtureAutoencoder):
     """SeGMA without labels (beta = 0): a K-component Gaussian-mixture CWAE (Table I)."""
     has_classifier = False  # components are not tied to classes
     uses_labels = False
+    table_variant = "unsupervised"
 
     @classmethod
     def default_config(cls, spec):

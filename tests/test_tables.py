@@ -66,6 +66,15 @@ def test_a_plugin_method_gets_its_own_row_only_in_tables_of_its_metrics(tmp_path
     assert "my-method" not in render(3, tmp_path, "quick", methods_available={"my-method"})
 
 
+def test_every_built_in_method_declares_the_variant_the_papers_tables_give_it():
+    # Records store the class's variant; a built-in saying "plugin" would mislabel its cells.
+    from reporting.paper_reference import PAPER_TABLES
+    paper_variants = {method: variant for spec in PAPER_TABLES.values() for (variant, method), _ in spec["rows"]}
+    assert set(paper_variants) <= set(methods.METHODS)
+    for method, variant in paper_variants.items():
+        assert methods.get_method(method).table_variant == variant, method
+
+
 def test_unknown_table_method_and_budget_are_clear_errors(tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli.cli, ["table", "--table", "4", "--results-dir", str(tmp_path)])
