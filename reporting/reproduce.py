@@ -47,6 +47,12 @@ def trained_further(run_dir, record, metric):
     return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
 
 
+def threads_used(history):
+    """{"torch_threads_by_epoch": [...]} where the run logged its threads (runs made before it did: {})."""
+    threads = [h.get("threads") for h in history]
+    return {"torch_threads_by_epoch": threads} if any(t is not None for t in threads) else {}
+
+
 def wanted_metrics(metric):
     """The table's metric and the KID computed from the same images."""
     return {metric, KID_OF_FID[metric]} if metric in KID_OF_FID else {metric}
@@ -98,7 +104,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
-                     "test_error_by_epoch": [h["test_error"] for h in training["history"]]},
+                     "test_error_by_epoch": [h["test_error"] for h in training["history"]],
+                     **threads_used(training["history"])},
         "versions": software_versions()})
     record.setdefault("timing", {})[f"evaluate_{metric}_seconds"] = round(time.time() - started, 1)
     write_record(path, record)

@@ -90,6 +90,19 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, fake_da
     assert_same_tensors(method.state_dict(), a["model"])
 
 
+def test_each_epoch_records_the_torch_threads_it_ran_with(tmp_path, fake_data):
+    # a run resumed on another thread count is not bit-identical to one that was not: the record says so
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(spec(epochs=1), tmp_path / "run", data=fake_data)
+        torch.set_num_threads(2)
+        metrics = train(spec(epochs=3), tmp_path / "run", data=fake_data)
+    finally:
+        torch.set_num_threads(before)
+    assert [h["threads"] for h in metrics["history"]] == [1, 2, 2]
+
+
 def test_rerunning_a_finished_run_trains_nothing(tmp_path, fake_data):
     run_dir = tmp_path / "run"
     first = train(spec(epochs=2), run_dir, data=fake_data)

@@ -202,7 +202,8 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
                 on_step(epoch, step)
         guard.check()  # before anything of this epoch is saved
         run_end_of_epoch_hooks(method, epoch, spec, labeled)
-        record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2),
+        # threads: an epoch's timing and its bitwise result depend on them (reduction order)
+        record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2), "threads": torch.get_num_threads(),
                   **{k: v.item() / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
         history.append(record)
         save_checkpoint(checkpoint_path, method, optimizer, epoch + 1, history)
