@@ -4,8 +4,11 @@ import os
 import time
 
 
-def hold_lock(lock, journal, seconds):
+def hold_lock(lock, journal, seconds, barrier):
     from storage import file_lock
+    barrier.wait()  # both processes imported and ready: they now ask for the lock at the same moment
+    with open(journal, "a") as f:
+        f.write(f"want {os.getpid()}\n")
     with file_lock(lock):
         with open(journal, "a") as f:
             f.write(f"enter {os.getpid()}\n")
@@ -23,9 +26,10 @@ class SlowFakeExtractor:
         return np.asarray(images, dtype=np.float64).reshape(len(images), -1)[:, :3]
 
 
-def reference_statistics_in_a_process(cache_dir, counter, out):
+def reference_statistics_in_a_process(cache_dir, counter, out, barrier):
     import numpy as np
     from evaluation.fid import cached_reference_statistics
+    barrier.wait()  # both ask for the statistics at the same moment, after their slow imports
 
     def compute_images():
         with open(counter, "a") as f:

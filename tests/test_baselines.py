@@ -121,6 +121,22 @@ def test_classification_weight_is_alpha_n_over_n_labeled(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_sample_decodes_the_requested_class_with_standard_normal_z(name, monkeypatch):
+    # decode() replaced by a spy: the codes sample() hands it are [z ~ N(0, I), one-hot of the asked class]
+    method = build(name)
+    seen = []
+    monkeypatch.setattr(method, "decode", lambda code: seen.append(code) or torch.zeros(len(code), *SPEC.image_shape))
+    classes = torch.tensor([2, 0, 1]).repeat_interleave(2000)
+    method.sample(classes, generator=torch.Generator().manual_seed(0))
+    code = seen[0].double()
+    z, y = code[:, :method.z_dim], code[:, method.class_code_slice]
+    assert torch.equal(y.argmax(1), classes) and torch.equal(y.sum(1), torch.ones(len(classes), dtype=y.dtype))
+    n = len(classes)
+    assert z.mean(0).abs().max() < 5 / math.sqrt(n)                # mean 0: 5 standard errors
+    assert (z.var(0) - 1).abs().max() < 5 * math.sqrt(2 / n)        # variance 1: 5 standard errors
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_sample_one_image_per_class_and_seeded(name):
     method = build(name)
     classes = torch.tensor([0, 1, 2, 2, 1])
@@ -271,15 +287,18 @@ def test_m1m2_phases_train_disjoint_parameters_and_keep_dims_persist():
     method.training_step(batch)["loss"].backward()
     assert all(p.grad is not None for p in m1) and all(p.grad is None for p in m2)
     method.zero_grad(set_to_none=True)
+    # M1 is frozen from here, so the spread of its posterior means on this batch is what M2's first batch
+    # sees; a threshold at its median keeps some dims and drops others (an untrained toy M1's spreads all
+    # lie below 0.05, where keeping everything would pass without any mask being computed)
+    with torch.no_grad():
+        std = method.m1_posterior(torch.cat([batch.x_unlabeled, batch.x_labeled]))[0].std(0)
+    method.config.drop_threshold = std.median().item()
+    expected = (std > std.median()).float()
+    assert 0 < expected.sum() < len(expected)
     method.on_epoch_start(1, optimizer)   # m1_epochs = 1 on toy data
     method.training_step(batch)["loss"].backward()
     assert all(p.grad is None for p in m1) and all(p.grad is not None for p in m2)
     # The kept M1 dims were fixed on that first M2 batch, from the spread of M1's posterior means.
-    with torch.no_grad():
-        std = method.m1_posterior(torch.cat([batch.x_unlabeled, batch.x_labeled]))[0].std(0)
-    expected = (std > 0.05).float()
-    if expected.sum() == 0:
-        expected = torch.ones_like(expected)
     assert bool(method.m1_keep_fixed) and torch.equal(method.m1_keep, expected)
     fresh = build("m1m2", drop_threshold=0.05, seed=1)
     fresh.load_state_dict(method.state_dict())   # a resumed run gets the same dims back

@@ -41,7 +41,7 @@ def images(uint8):
 
 
 def test_declares_its_table_variant(method_class):
-    assert method_class.table_variant != "plugin"
+    assert method_class.table_variant == "linear AE + fitted Gaussians"  # its own row label, not the default
     assert method_class.has_classifier and method_class.has_class_components
 
 

@@ -72,6 +72,10 @@ def test_generated_samples_of_segma_are_clipped_and_sized_across_decode_batches(
     images = harness.generated_samples(method, harness.DECODE_BATCH + 7, seed=0)
     assert images.shape == (harness.DECODE_BATCH + 7, 1, 4, 4)
     assert images.min() >= 0 and images.max() <= 1
+    # a decoder that leaves [0, 1] (a plugin's may): the harness clips what the FID network sees
+    ramp = torch.linspace(-1, 2, 16).reshape(1, 1, 4, 4)
+    method.sample = lambda classes, generator=None: ramp.repeat(len(classes), 1, 1, 1)
+    assert torch.equal(harness.generated_samples(method, 3, seed=0), ramp.clamp(0, 1).repeat(3, 1, 1, 1))
 
 
 def test_interpolation_samples_lie_on_segments_between_random_test_pairs():

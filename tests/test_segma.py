@@ -208,6 +208,23 @@ def test_log_guard_keeps_the_loss_finite_when_d2_is_not_positive(monkeypatch):
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_sample_draws_from_the_asked_component(monkeypatch):
+    # decoder replaced by the identity: the codes must be N(means[k], variances[k] I) for the asked class k
+    model = build("segma")
+    with torch.no_grad():
+        model.variances.copy_(torch.tensor([0.25, 1.0, 4.0]))
+    monkeypatch.setattr(model, "decoder", torch.nn.Identity())
+    per_class = 4000
+    classes = torch.tensor([1, 2, 0]).repeat_interleave(per_class)
+    with torch.no_grad():
+        codes = model.sample(classes, generator=torch.Generator().manual_seed(0)).double()
+    for k in range(3):
+        z = codes[classes == k]
+        var = model.variances[k].item()
+        assert (z.mean(0) - model.means[k].double()).abs().max() < 5 * math.sqrt(var / per_class)
+        assert ((z.var(0) / var) - 1).abs().max() < 5 * math.sqrt(2 / per_class)
+
+
 def test_classify_sample_and_draw_classes():
     model = build("segma")
     batch = toy_batch()

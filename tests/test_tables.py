@@ -143,7 +143,7 @@ def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
     assert json.loads(path.with_suffix(".json").read_text())["history"] == history
 
 
-def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path):
+def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path, capsys):
     from reporting.ablation import main
     history = [{"epoch": e, "test_error": 0.5 - e / 100} for e in range(1, 31)]
     (tmp_path / "a.json").write_text(json.dumps({"history": history}))
@@ -154,8 +154,11 @@ def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path)
             for cells in [[c.strip() for c in line.strip("|").split("|")]]}
     assert rows["full"] == ["40.00", "30.00", "20.00 (epoch 30)"]
     assert rows["short"] == ["40.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
-    with pytest.raises(SystemExit):
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as stopped:
         main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])
+    assert stopped.value.code == 2 and "missing.json does not exist" in capsys.readouterr().err
+    assert out.read_bytes() == before  # the table made before is left as it was
 
 
 def test_the_committed_ablation_table_renders_byte_for_byte_from_its_command(tmp_path, monkeypatch):
