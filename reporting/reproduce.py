@@ -95,6 +95,8 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options["cache_dir"], seed)
     record.setdefault("metrics", {}).update(metrics)
     record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
+    # a record holds several tables' metrics, each computed by its own call; "command" is only the latest
+    record.setdefault("command_by_metric", {})[metric] = options.get("command")
     record.setdefault("protocol", {}).update(protocol)
     record.update({
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),

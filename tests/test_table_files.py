@@ -163,6 +163,18 @@ def test_a_long_run_of_the_same_identity_is_evaluated_not_retrained(tmp_path, to
     assert f"SeGMA 3 (budget: at least 2) [runs reused: `{long_run}`]" in text
 
 
+def test_each_metric_of_a_record_keeps_the_command_that_computed_it(tmp_path, toy, monkeypatch):
+    from test_harness import StubExtractor
+    _, options = toy
+    monkeypatch.setattr(reproduce_module.launch, "extractor_factory", lambda options: StubExtractor)
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd-table-2", log=lambda _: None)
+    reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", options, "cmd-table-1", log=lambda _: None)
+    record = json.loads(record_path(options["results_dir"], "tiny", "toy-files", "segma", 0).read_text())
+    assert {"test_error", "sample_fid", "sample_kid"} <= set(record["metrics"])
+    assert record["command_by_metric"] == {"test_error": "cmd-table-2", "sample_fid": "cmd-table-1"}
+    assert record["command"] == "cmd-table-1"  # the latest call
+
+
 def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protocol():
     comparable = budgets.get_budget("comparable")
     assert comparable.fid_samples == 10000 and comparable.default_seeds >= 2
