@@ -72,12 +72,16 @@ def render_status(results_dir="results"):
     tables = [f"[{name}]({name})" for name in sorted(p.name for p in results_dir.glob("table*.md"))]
     figures = sorted(str(p.relative_to(results_dir)) for p in results_dir.glob("figures/**/*.png"))
     budgets = ", ".join(f"`{n}`" for n in sorted(BUDGETS) if BUDGETS[n].paper_comparable)
-    headline = ", ".join(f"[{table_file_name(t, HEADLINE_BUDGET)}]({table_file_name(t, HEADLINE_BUDGET)})"
-                         for t in PAPER_TABLES)
+    headline_names = [table_file_name(t, HEADLINE_BUDGET) for t in PAPER_TABLES]
+    written = [name for name in headline_names if (results_dir / name).exists()]
+    not_written = [name for name in headline_names if name not in written]
+    headline = ", ".join(f"[{name}]({name})" for name in written) or "none yet"
+    if not_written:  # a table file appears once its budget has a record for it
+        headline += f" (not written yet: {', '.join(not_written)})"
     lines = ["# Where the suite stands against the SeGMA paper", "",
              f"Made by `python -m reporting.status` from the files in this folder. Paper-comparable budgets: "
              f"{budgets} (10,000 images per FID and KID; training lengths in reporting/budgets.py and in each "
-             f"table's footnote). Headline tables: {headline} (written once the comparable records exist).",
+             f"table's footnote). Headline tables: {headline}.",
              "", "## Best paper-comparable number per cell (mean ± std over seeds)", ""]
     if cells:
         lines += ["| table | model | dataset | metric | ours | paper | budget | records |",

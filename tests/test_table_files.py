@@ -202,3 +202,12 @@ def test_results_readme_shows_no_spread_for_a_single_seed(tmp_path):
     write_cell(tmp_path, "adgm", 0, {"test_error": 0.05})
     line = next(line for line in render_status(tmp_path).splitlines() if line.startswith("| 2 | ADGM | MNIST"))
     assert "| 5.00 (n=1) |" in line and "±" not in line
+
+
+def test_results_readme_links_only_the_headline_tables_that_exist(tmp_path):
+    from reporting.status import render_status
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
+    (tmp_path / "table2.md").write_text("# Table II\n")
+    headline = next(line for line in render_status(tmp_path).splitlines() if "Headline tables:" in line)
+    assert "[table2.md](table2.md)" in headline and "[table1.md]" not in headline and "[table3.md]" not in headline
+    assert "not written yet: table1.md, table3.md" in headline
