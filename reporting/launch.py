@@ -9,7 +9,9 @@ turns through a lock file per cell (fcntl.flock; `cell_lock_path`)."""
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -19,6 +21,7 @@ from pathlib import Path
 from storage import file_lock
 
 PROGRESS_EVERY_S = 5  # how often the combined progress line is refreshed on a terminal
+PARENT_POLL_S = 2     # how often a worker checks that the `reproduce` process that started it is still there
 
 
 class CellsFailedError(RuntimeError):
@@ -139,8 +142,22 @@ def extractor_factory(options):
     return factory
 
 
-def _process_main(task):
+def exit_when_parent_dies(parent_pid, poll_s=PARENT_POLL_S):
+    """End this process as soon as `parent_pid` is no longer its parent. A worker whose `reproduce` was
+    killed (SIGKILL, or SIGTERM before the handler below existed) would otherwise train on as an orphan,
+    holding its cell's lock, so that a new `reproduce` waits for it; the run folder keeps its last epoch
+    checkpoint, and the next `reproduce` resumes from there."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _process_main(task, parent_pid=None):
     """Entry point of a spawned worker: exit status 0 or 1, the traceback in the cell's log."""
+    if parent_pid is not None:
+        exit_when_parent_dies(parent_pid)
     try:
         run_cell_task(task)
     except BaseException:
@@ -197,11 +214,13 @@ def run_in_processes(tasks, jobs, progress=None):
     progress = progress or GridProgress(len(tasks))
     for task in tasks:
         task.log_path.parent.mkdir(parents=True, exist_ok=True)
+    previous_sigterm = _raise_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 task = pending.popleft()
-                process = context.Process(target=_process_main, args=(task,), name=task.cell.name, daemon=False)
+                process = context.Process(target=_process_main, args=(task, os.getpid()), name=task.cell.name,
+                                          daemon=False)
                 process.start()
                 running[process.sentinel] = (process, task)
             progress.running = len(running)
@@ -217,11 +236,25 @@ def run_in_processes(tasks, jobs, progress=None):
         progress.running = 0
         progress.show(force=True)
     finally:
-        for process, _ in running.values():  # interrupted (Ctrl-C): leave no orphan training behind
+        for process, _ in running.values():  # interrupted (Ctrl-C, kill): leave no orphan training behind
             process.terminate()
             process.join()
         progress.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return failed
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM (`kill PID`) end the parent through its `finally`, which stops the workers, as Ctrl-C
+    does; Python's default would end it on the spot and leave them running. Returns the previous handler
+    (None where it cannot be set: outside the main thread)."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
 
 
 def failure_message(failed, total):

@@ -197,3 +197,50 @@ def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, m
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 40 and [h["epoch"] for h in metrics["history"]] == list(range(1, 41))
     assert records(tmp_path)["toy-long-segma-seed0.json"]["training"]["epochs"] == 40
+
+
+# ---------------------------------------------------------------- a killed `reproduce` leaves no worker behind
+
+def process_is_gone(pid):
+    """True once `pid` has exited (a zombie awaiting its reaper counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("kill_signal", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_reproduce_stops_its_workers_and_the_next_one_resumes(tmp_path, plugin_env, kill_signal):
+    import subprocess
+    import sys
+    args = [sys.executable, str(TESTS.parent / "cli.py"),
+            *reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2", "--threads", "1")]
+    parent = subprocess.Popen(args, env={**os.environ, **plugin_env}, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = [cell_log_path(tmp_path / "runs", "quick", Cell("toy-long", "segma", seed)) for seed in (0, 1)]
+    checkpoints = [tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma" / f"seed{seed}" / "checkpoint.pt"
+                   for seed in (0, 1)]
+    deadline = time.time() + 120
+    while not all(c.exists() for c in checkpoints):  # both workers are training
+        assert parent.poll() is None and time.time() < deadline, "the workers never saved a checkpoint"
+        time.sleep(0.05)
+    workers = [int(log.read_text().split("pid ")[1].split(",")[0]) for log in logs]
+    parent.send_signal(kill_signal)
+    parent.wait(timeout=30)
+    deadline = time.time() + 15  # SIGTERM: at once, through the parent; SIGKILL: within the workers' poll
+    while not all(process_is_gone(pid) for pid in workers):
+        assert time.time() < deadline, f"workers {workers} outlived their reproduce ({kill_signal.name})"
+        time.sleep(0.1)
+    assert not records(tmp_path)  # stopped in the middle of training: no cell finished
+    if kill_signal == signal.SIGKILL:
+        return  # resuming is the same after either signal; checked once, to keep the suite short
+
+    result = CliRunner().invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2",
+                                                    "--threads", "1"), env=plugin_env)
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        run_dir = checkpoints[seed].parent
+        assert "resumed from the end of epoch" in (run_dir / "train.log").read_text()
+        assert records(tmp_path)[f"toy-long-segma-seed{seed}.json"]["training"]["epochs"] == 40
