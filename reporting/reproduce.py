@@ -47,10 +47,15 @@ def trained_further(run_dir, record, metric):
     return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
 
 
-def threads_used(history):
-    """{"torch_threads_by_epoch": [...]} where the run logged its threads (runs made before it did: {})."""
-    threads = [h.get("threads") for h in history]
-    return {"torch_threads_by_epoch": threads} if any(t is not None for t in threads) else {}
+# What each epoch logged about how it ran (a run's bits depend on it), and the record field it is copied to.
+EXECUTION_BY_EPOCH = {"threads": "torch_threads_by_epoch", "denormals_flushed": "denormals_flushed_by_epoch"}
+
+
+def execution_by_epoch(history):
+    """{"torch_threads_by_epoch": [...], "denormals_flushed_by_epoch": [...]}, each where the run logged it
+    (epochs made before a field existed: None; runs made before it entirely: no key)."""
+    logged = {field: [h.get(key) for h in history] for key, field in EXECUTION_BY_EPOCH.items()}
+    return {field: values for field, values in logged.items() if any(v is not None for v in values)}
 
 
 def wanted_metrics(metric):
@@ -107,7 +112,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
                      "test_error_by_epoch": [h["test_error"] for h in training["history"]],
-                     **threads_used(training["history"])},
+                     **execution_by_epoch(training["history"])},
         "versions": software_versions()})
     record.setdefault("timing", {})[f"evaluate_{metric}_seconds"] = round(time.time() - started, 1)
     write_record(path, record)

@@ -129,6 +129,7 @@ def test_jobs_run_cells_in_processes_and_a_failed_cell_fails_only_itself(tmp_pat
     for record in records(tmp_path).values():
         assert record["training"]["epochs"] == 3 and 0 <= record["metrics"]["test_error"] <= 1
         assert record["training"]["torch_threads_by_epoch"] == [1, 1, 1]  # --threads 1 reached the cell
+        assert record["training"]["denormals_flushed_by_epoch"] == [True, True, True]  # CPU training flushes
     good_log = cell_log_path(tmp_path / "runs", "quick", Cell("toy-grid", "segma", 1)).read_text()
     assert "1 torch thread(s)" in good_log and "test_error =" in good_log
     assert "2/4 cells done, 0 running, 2 failed" in result.stderr

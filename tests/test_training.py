@@ -103,6 +103,44 @@ def test_each_epoch_records_the_torch_threads_it_ran_with(tmp_path, fake_data):
     assert [h["threads"] for h in metrics["history"]] == [1, 2, 2]
 
 
+def test_cpu_training_flushes_denormals_records_it_and_restores_the_mode(tmp_path, fake_data, monkeypatch):
+    from training.denormals import denormals_flushed
+    before = denormals_flushed()
+    during = []
+
+    def look(epoch, step):
+        during.append((epoch, denormals_flushed()))
+    train(spec(epochs=1), tmp_path / "run", data=fake_data, on_step=look)
+    assert denormals_flushed() == before  # the process's own mode is back after training
+    monkeypatch.setenv("SEGMA_FLUSH_DENORMAL", "0")  # the runs made before the switch: denormals kept
+    metrics = train(spec(epochs=2), tmp_path / "run", data=fake_data, on_step=look)
+    assert {flushed for epoch, flushed in during if epoch == 0} == {True}
+    assert {flushed for epoch, flushed in during if epoch == 1} == {False}
+    assert [h["denormals_flushed"] for h in metrics["history"]] == [True, False]
+
+
+def test_denormal_mode_flushes_inside_the_block_only():
+    from training.denormals import denormal_mode, denormals_flushed
+    before = denormals_flushed()
+    tiny = torch.full((8,), 1e-30)
+    with pytest.raises(RuntimeError):
+        with denormal_mode(True):
+            assert denormals_flushed() and torch.all(tiny * 1e-10 == 0)  # 1e-40 is a float32 denormal
+            raise RuntimeError("leaves the block")
+    assert denormals_flushed() == before
+    with denormal_mode(False):
+        assert not denormals_flushed() and torch.all(tiny * 1e-10 > 0)
+    assert denormals_flushed() == before
+
+
+def test_records_copy_what_each_epoch_logged_about_how_it_ran():
+    from reporting.reproduce import execution_by_epoch
+    history = [{"epoch": 1}, {"epoch": 2, "threads": 1}, {"epoch": 3, "threads": 2, "denormals_flushed": True}]
+    assert execution_by_epoch(history) == {"torch_threads_by_epoch": [None, 1, 2],
+                                           "denormals_flushed_by_epoch": [None, None, True]}
+    assert execution_by_epoch([{"epoch": 1}]) == {}  # a run made before either field: no key at all
+
+
 def test_rerunning_a_finished_run_trains_nothing(tmp_path, fake_data):
     run_dir = tmp_path / "run"
     first = train(spec(epochs=2), run_dir, data=fake_data)

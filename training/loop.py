@@ -21,6 +21,7 @@ from storage import atomic_write_json
 
 from .batches import epoch_batches, steps_per_epoch, training_split
 from .checkpoint import load_checkpoint, restore_model, restore_rng, save_checkpoint
+from .denormals import denormal_mode, denormals_flushed, flush_wanted
 from .guard import NonFiniteGuard, NonFiniteLossError
 from .run_folder import read_run_config
 
@@ -170,6 +171,14 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
                      {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx),
                       "labeled_subset": spec.labeled_subset})
 
+    with denormal_mode(flush_wanted(method.device)):  # training/denormals.py: slow CPU path otherwise
+        history = train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, start_epoch, on_step)
+    return write_metrics(run_dir, spec, history)
+
+
+def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, start_epoch, on_step):
+    """The epochs from `start_epoch` to `spec.epochs`, each ending with its checkpoint; returns the history."""
+    checkpoint_path = run_dir / "checkpoint.pt"
     config = method.config
     split = training_split(data, method.device)  # on a GPU: copied there once for the whole run
     labeled = labeled_set(data, labeled_idx, method.device)
@@ -204,19 +213,18 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
         run_end_of_epoch_hooks(method, epoch, spec, labeled)
         # threads: an epoch's timing and its bitwise result depend on them (reduction order)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - started, 2), "threads": torch.get_num_threads(),
+                  "denormals_flushed": denormals_flushed(),
                   **{k: v.item() / (step + 1) for k, v in sums.items()}, "test_error": evaluate_epoch(method, data)}
         history.append(record)
         save_checkpoint(checkpoint_path, method, optimizer, epoch + 1, history)
-        metrics = write_metrics(run_dir, spec, history)
+        write_metrics(run_dir, spec, history)
         log_line(run_dir, json.dumps(record))
         if spec.progress:
             err = record["test_error"]
             tqdm.write(f"epoch {epoch + 1}/{spec.epochs}: loss {record['loss']:.4g}"
                        + (f", test error {100 * err:.2f}%" if err is not None else "")
                        + f" ({record['seconds']:.0f} s)")
-    if start_epoch >= spec.epochs:
-        metrics = write_metrics(run_dir, spec, history)
-    return metrics
+    return history
 
 
 def write_metrics(run_dir, spec, history):
