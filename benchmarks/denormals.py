@@ -68,23 +68,15 @@ def load_state(run_dir, data_root):
 
 def timed_steps(method, optimizer, batches, flush):
     """Seconds for the steps on fresh copies of the model and optimiser, denormals flushed or kept."""
-    import torch
     from training.denormals import denormal_mode
+    from training.loop import update
     model = copy.deepcopy(method)
     opt = type(optimizer)(model.parameters(), **optimizer.defaults)
     opt.load_state_dict(optimizer.state_dict())
-    config = model.config
     with denormal_mode(flush):
         started = time.perf_counter()
         for batch in batches:
-            loss = model.training_step(batch)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            if config.grad_clip_value > 0:
-                torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip_value)
-            opt.step()
+            update(model, opt, model.training_step(batch)["loss"])
         return time.perf_counter() - started
 
 

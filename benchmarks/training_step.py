@@ -84,16 +84,8 @@ def build_run(method_name, synthetic):
 
 def train_step(method, optimizer, batch):
     """One step exactly as training/loop.py takes it (without the NaN guard's check)."""
-    import torch
-    loss = method.training_step(batch)["loss"]
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    config = method.config
-    if config.grad_clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip_norm)
-    if config.grad_clip_value > 0:
-        torch.nn.utils.clip_grad_value_(method.parameters(), config.grad_clip_value)
-    optimizer.step()
+    from training.loop import update
+    update(method, optimizer, method.training_step(batch)["loss"])
 
 
 def step_flops(method_name, synthetic):

@@ -176,10 +176,22 @@ def train(spec: RunSpec, run_dir, data=None, on_step=None):
     return write_metrics(run_dir, spec, history)
 
 
+def update(method, optimizer, loss):
+    """One optimiser update from `loss`: backward, clipping as the method's config says (global norm, then
+    each element by value), step. The benchmarks time this same function."""
+    config = method.config
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip_norm)
+    if config.grad_clip_value > 0:
+        torch.nn.utils.clip_grad_value_(method.parameters(), config.grad_clip_value)
+    optimizer.step()
+
+
 def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, start_epoch, on_step):
     """The epochs from `start_epoch` to `spec.epochs`, each ending with its checkpoint; returns the history."""
     checkpoint_path = run_dir / "checkpoint.pt"
-    config = method.config
     split = training_split(data, method.device)  # on a GPU: copied there once for the whole run
     labeled = labeled_set(data, labeled_idx, method.device)
     for epoch in range(start_epoch, spec.epochs):
@@ -196,13 +208,7 @@ def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, s
             terms = method.training_step(batch)
             loss = terms["loss"]
             guard.observe(step, terms)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip_norm)
-            if config.grad_clip_value > 0:
-                torch.nn.utils.clip_grad_value_(method.parameters(), config.grad_clip_value)
-            optimizer.step()
+            update(method, optimizer, loss)
             for k, v in terms.items():  # summed on the device: no per-step sync per term
                 sums[k] = sums.get(k, 0.0) + v.detach()
             if step % guard.postfix_every == 0:
