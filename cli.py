@@ -269,6 +269,24 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds the classifier's own draws (e.g. ADGM's 100 draws of a), so the error can differ "
+                   "from the record's last one by their Monte Carlo spread.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Data folder (also $SEGMA_DATA_ROOT).")
+@click.option("--device", default="auto", show_default=True, callback=check_device)
+@user_errors
+def confusion(run_dir, seed, data_root, device):
+    """Print a run's test confusion matrix as markdown: which classes its test error comes from."""
+    import torch
+    from evaluation.confusion import confusion_report
+    from training import load_trained
+    _, data, model = load_trained(run_dir, device=device, data_root=data_root)
+    torch.manual_seed(seed)
+    click.echo(f"{run_dir} (seed {seed}, {invocation()})\n\n{confusion_report(model, data)}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=writable_file,
               help="Markdown file; its .json twin gets a copy of the run's metrics.json.")
 @click.option("--force", is_flag=True, help="Replace an existing report (and its .json twin) at --out.")

@@ -20,6 +20,7 @@ python cli.py table --table 2 --results-dir results""",
 python cli.py evaluate --run runs/mnist/segma/seed0 --fid-samples 2000 --data-root ../shared/data""",
     "report": """python cli.py report --run runs/mnist/segma/seed0 --out results/segma_mnist_seed0.md
 python cli.py report --run runs/mnist/segma/seed0 --out results/segma_mnist_seed0.md --force   # replace it""",
+    "confusion": """python cli.py confusion --run runs/mnist/adgm/seed1 --data-root ../shared/data""",
     "fid": """python cli.py fid samples/ mnist:test --data-root ../shared/data      # a folder of PNGs against MNIST test
 python cli.py fid generated.npz mnist:train --num-real 10000""",
     "kid": """python cli.py kid samples/ mnist:test --data-root ../shared/data

@@ -1,0 +1,53 @@
+"""reporting/extrapolate.py: the fits behind docs/baselines.md's budget statements recover known curves."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from reporting.extrapolate import error_curve, exponential, fit_curves, main, power_law
+
+
+def noisy(curve, params, seed=0, noise=1e-4):
+    epochs = np.arange(1, 121, dtype=float)
+    return epochs, curve(epochs, *params) + np.random.default_rng(seed).normal(0, noise, len(epochs))
+
+
+@pytest.mark.parametrize("curve,params,name", [(exponential, (0.05, 0.10, 25.0), "exponential"),
+                                               (power_law, (0.03, 1.2, 0.9), "power law")])
+def test_fit_recovers_the_curve_that_made_the_data(curve, params, name):
+    epochs, errors = noisy(curve, params)
+    fit = next(f for f in fit_curves(epochs, errors, first=20) if f.name == name)
+    assert list(fit.params.values()) == pytest.approx(params, rel=0.05)
+    assert abs(fit.params["c"] - params[0]) < 4 * fit.asymptote_std + 1e-4
+    # beyond the fitted window too: the prediction follows the true curve
+    assert fit.predict(400) == pytest.approx(curve(400.0, *params), abs=5e-4)
+
+
+def test_epoch_reaching_inverts_predict():
+    epochs, errors = noisy(power_law, (0.03, 1.2, 0.9))
+    for fit in fit_curves(epochs, errors):
+        target = fit.predict(300)  # on the curve, so reachable, and first reached at epoch 300
+        assert fit.epoch_reaching(target) == pytest.approx(300, rel=1e-6)
+        assert fit.predict(fit.epoch_reaching(target + 1e-3)) == pytest.approx(target + 1e-3, abs=1e-9)
+        assert math.isinf(fit.epoch_reaching(fit.params["c"] - 1e-3))  # below the asymptote: never
+
+
+def test_both_record_formats_give_the_same_curve(tmp_path, capsys):
+    errors = [float(e) for e in exponential(np.arange(1, 41.0), 0.05, 0.1, 10.0)]
+    training = {"history": [{"epoch": i + 1, "test_error": e} for i, e in enumerate(errors)]}
+    table_run = {"training": {"test_error_by_epoch": errors}}
+    for a, b in zip(error_curve(training), error_curve(table_run)):
+        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(table_run))
+    main([str(path), "--first", "5", "--at", "100"])
+    assert "exponential: levels off at 5.00" in capsys.readouterr().out
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="per-epoch test error"):
+        error_curve({"metrics": {}})
+    epochs, errors = noisy(exponential, (0.05, 0.1, 25.0))
+    with pytest.raises(ValueError, match="at least 6"):
+        fit_curves(epochs, errors, first=118)
