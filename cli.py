@@ -273,14 +273,17 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
               help="Seeds the classifier's own draws (e.g. ADGM's 100 draws of a), so the error can differ "
                    "from the record's last one by their Monte Carlo spread.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Data folder (also $SEGMA_DATA_ROOT).")
-@click.option("--device", default="auto", show_default=True, callback=check_device)
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache for preprocessed data (also "
+              "$SEGMA_CACHE_DIR; default ./.cache).")
+@click.option("--device", default="auto", show_default=True, callback=check_device,
+              help="auto picks CUDA when present; cpu, cuda, cuda:N.")
 @user_errors
-def confusion(run_dir, seed, data_root, device):
+def confusion(run_dir, seed, data_root, cache_dir, device):
     """Print a run's test confusion matrix as markdown: which classes its test error comes from."""
     import torch
     from evaluation.confusion import confusion_report
     from training import load_trained
-    _, data, model = load_trained(run_dir, device=device, data_root=data_root)
+    _, data, model = load_trained(run_dir, device=device, data_root=data_root, cache_dir=cache_dir)
     torch.manual_seed(seed)
     click.echo(f"{run_dir} (seed {seed}, {invocation()})\n\n{confusion_report(model, data)}")
 

@@ -6,7 +6,8 @@ budget statement in docs/baselines.md can be repeated rather than taken on trust
     exponential:  err(e) = c + b exp(-e / t)      levels off at c
     power law:    err(e) = c + b e^(-p)           levels off at c, more slowly
 
-Both are fitted to the epochs first..last of the record (the early epochs follow neither shape). They bracket
+Both are fitted to the epochs first..last of the record (the early epochs follow neither shape), with b >= 0
+and t, p > 0: curves that fall (or stay level) towards c, so that c is where they level off. They bracket
 the plausible: the exponential assumes the curve is already flattening, the power law that it keeps creeping.
 When they disagree on whether a target is reachable, that is the answer: the curve does not tell. Neither
 knows about learning-rate decay, which the fitted window does not contain.
@@ -32,6 +33,7 @@ def power_law(epoch, c, b, p):
 
 
 CURVES = {"exponential": exponential, "power law": power_law}
+FIT_BOUNDS = ([-np.inf, 0.0, 1e-6], [np.inf, np.inf, np.inf])  # (c, b, t or p): non-increasing towards c
 
 
 @dataclass
@@ -41,16 +43,21 @@ class Fit:
     asymptote_std: float  # standard error of c from the fit's covariance
 
     def predict(self, epoch):
-        return float(CURVES[self.name](np.asarray(epoch, dtype=float), *self.params.values()))
+        """The fitted error at `epoch` (a number or an array of them)."""
+        value = CURVES[self.name](np.asarray(epoch, dtype=float), *self.params.values())
+        return float(value) if np.ndim(value) == 0 else value
 
     def epoch_reaching(self, target):
-        """First epoch (real-valued) at which the fitted curve is at or below `target`; inf when never."""
+        """First epoch (real-valued, at least 1) at which the fitted curve is at or below `target`; inf when
+        never (at or below the asymptote; the fit's bounds make the curve non-increasing)."""
         c, b, shape = self.params.values()
-        if target <= c or b <= 0:
+        if target <= c:
             return math.inf
+        if b == 0:
+            return 1.0
         if self.name == "exponential":
-            return -shape * math.log((target - c) / b)
-        return ((target - c) / b) ** (-1.0 / shape)
+            return max(1.0, -shape * math.log((target - c) / b))
+        return max(1.0, ((target - c) / b) ** (-1.0 / shape))
 
 
 def error_curve(record):
@@ -58,25 +65,30 @@ def error_curve(record):
     if "history" in record:
         points = [(h["epoch"], h["test_error"]) for h in record["history"] if h.get("test_error") is not None]
     elif "test_error_by_epoch" in record.get("training", {}):
-        points = list(enumerate(record["training"]["test_error_by_epoch"], start=1))
+        points = [(epoch, error) for epoch, error in enumerate(record["training"]["test_error_by_epoch"], start=1)
+                  if error is not None]  # None: a method without a classifier
     else:
         raise ValueError("the record has no per-epoch test error (expected `history` or "
                          "`training.test_error_by_epoch`)")
-    epochs, errors = zip(*points) if points else ((), ())
+    if not points:
+        raise ValueError("no epoch of the record has a test error (a method without a classifier?)")
+    epochs, errors = zip(*points)
     return np.asarray(epochs, dtype=float), np.asarray(errors, dtype=float)
 
 
 def fit_curves(epochs, errors, first=20, last=None):
     """Both fits to the points with first <= epoch <= last."""
-    keep = (epochs >= first) & (epochs <= (last if last is not None else math.inf))
+    last = last if last is not None else (int(epochs.max()) if len(epochs) else first)
+    keep = (epochs >= first) & (epochs <= last)
     x, y = epochs[keep], errors[keep]
     if len(x) < 6:
-        raise ValueError(f"{len(x)} epochs in the window [{first}, {last}]; a 3-parameter fit needs at least 6")
+        raise ValueError(f"{len(x)} epochs with a test error between epochs {first} and {last}; a 3-parameter "
+                         "fit needs at least 6 (widen --first/--last)")
     starts = {"exponential": (y.min(), y[0] - y.min() + 1e-3, (x[-1] - x[0]) / 3),
               "power law": (y.min() * 0.8, (y[0] - y.min() * 0.8) * x[0], 1.0)}
     fits = []
     for name, curve in CURVES.items():
-        params, cov = curve_fit(curve, x, y, p0=starts[name], maxfev=20000)
+        params, cov = curve_fit(curve, x, y, p0=starts[name], bounds=FIT_BOUNDS, max_nfev=20000)
         shape = "t" if name == "exponential" else "p"
         fits.append(Fit(name, dict(c=params[0], b=params[1], **{shape: params[2]}), float(np.sqrt(cov[0, 0]))))
     return fits
@@ -97,17 +109,25 @@ def describe(fits, at, target):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m reporting.extrapolate",
+                                     description="Fit an exponential and a power law to a record's per-epoch "
+                                                 "test error; print where each levels off and when it reaches "
+                                                 "a target.")
     parser.add_argument("record")
     parser.add_argument("--first", type=int, default=20, help="first epoch fitted")
     parser.add_argument("--last", type=int, default=None, help="last epoch fitted (default: the record's last)")
     parser.add_argument("--at", type=int, nargs="*", default=[150, 200, 400], help="epochs to predict")
     parser.add_argument("--target", type=float, default=0.041, help="test error to reach (fraction)")
     args = parser.parse_args(argv)
-    with open(args.record) as f:
-        epochs, errors = error_curve(json.load(f))
-    print(f"{args.record}: epochs {args.first}..{args.last or int(epochs.max())} of {len(epochs)}")
-    print(describe(fit_curves(epochs, errors, args.first, args.last), args.at, args.target))
+    try:
+        with open(args.record) as f:
+            epochs, errors = error_curve(json.load(f))
+        fits = fit_curves(epochs, errors, args.first, args.last)
+    except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: curve_fit did not converge
+        parser.error(f"{args.record}: {error}")
+    last = args.last if args.last is not None else int(epochs.max())
+    print(f"{args.record}: fitted to epochs {args.first}..{last} ({len(epochs)} epochs with a test error)")
+    print(describe(fits, args.at, args.target))
 
 
 if __name__ == "__main__":

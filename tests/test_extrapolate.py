@@ -45,9 +45,31 @@ def test_both_record_formats_give_the_same_curve(tmp_path, capsys):
     assert "exponential: levels off at 5.00" in capsys.readouterr().out
 
 
-def test_bad_input_is_refused():
+def test_fits_are_bounded_to_curves_that_level_off():
+    epochs = np.arange(1, 61, dtype=float)
+    rising = 0.05 + 0.0005 * epochs  # a curve going the wrong way: no asymptote below it
+    for fit in fit_curves(epochs, rising):
+        assert fit.params["b"] >= 0 and list(fit.params.values())[2] > 0
+        assert fit.epoch_reaching(0.02) == math.inf
+    falling = next(f for f in fit_curves(*noisy(exponential, (0.05, 0.10, 25.0))) if f.name == "exponential")
+    assert falling.epoch_reaching(0.5) == 1.0  # already below at the first epoch: not a negative epoch
+    assert falling.predict([100, 200]).shape == (2,)
+
+
+def test_epochs_without_a_test_error_are_left_out():
+    errors = [None, None] + [float(e) for e in exponential(np.arange(3, 41.0), 0.05, 0.1, 10.0)]
+    epochs, values = error_curve({"training": {"test_error_by_epoch": errors}})
+    assert epochs[0] == 3 and len(values) == 38 and not np.isnan(values).any()
+
+
+def test_bad_input_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="per-epoch test error"):
         error_curve({"metrics": {}})
+    with pytest.raises(ValueError, match="no epoch of the record has a test error"):
+        error_curve({"training": {"test_error_by_epoch": [None, None]}})
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "missing.json")])
+    assert exit_info.value.code == 2 and "missing.json" in capsys.readouterr().err
     epochs, errors = noisy(exponential, (0.05, 0.1, 25.0))
     with pytest.raises(ValueError, match="at least 6"):
         fit_curves(epochs, errors, first=118)
