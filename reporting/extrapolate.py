@@ -33,6 +33,7 @@ def power_law(epoch, c, b, p):
 
 
 CURVES = {"exponential": exponential, "power law": power_law}
+SHAPE_NAMES = {"exponential": "t", "power law": "p"}  # the third parameter of each curve
 FIT_BOUNDS = ([-np.inf, 0.0, 1e-6], [np.inf, np.inf, np.inf])  # (c, b, t or p): non-increasing towards c
 
 
@@ -89,8 +90,8 @@ def fit_curves(epochs, errors, first=20, last=None):
     fits = []
     for name, curve in CURVES.items():
         params, cov = curve_fit(curve, x, y, p0=starts[name], bounds=FIT_BOUNDS, max_nfev=20000)
-        shape = "t" if name == "exponential" else "p"
-        fits.append(Fit(name, dict(c=params[0], b=params[1], **{shape: params[2]}), float(np.sqrt(cov[0, 0]))))
+        fits.append(Fit(name, dict(c=params[0], b=params[1], **{SHAPE_NAMES[name]: params[2]}),
+                        float(np.sqrt(cov[0, 0]))))
     return fits
 
 
@@ -98,10 +99,9 @@ def describe(fits, at, target):
     lines = []
     for fit in fits:
         c, b, shape = fit.params.values()
-        shape_name = "t" if fit.name == "exponential" else "p"
         reach = fit.epoch_reaching(target)
         lines.append(f"{fit.name}: levels off at {100 * c:.2f} ± {100 * fit.asymptote_std:.2f}% "
-                     f"(b = {b:.4g}, {shape_name} = {shape:.3g}); "
+                     f"(b = {b:.4g}, {SHAPE_NAMES[fit.name]} = {shape:.3g}); "
                      + ", ".join(f"{100 * fit.predict(e):.2f}% at epoch {e}" for e in at)
                      + f"; {100 * target:.2f}% "
                      + ("never" if math.isinf(reach) else f"at epoch {math.ceil(reach)}"))
@@ -122,10 +122,10 @@ def main(argv=None):
     try:
         with open(args.record) as f:
             epochs, errors = error_curve(json.load(f))
-        fits = fit_curves(epochs, errors, args.first, args.last)
+        last = args.last if args.last is not None else int(epochs.max())
+        fits = fit_curves(epochs, errors, args.first, last)
     except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: curve_fit did not converge
         parser.error(f"{args.record}: {error}")
-    last = args.last if args.last is not None else int(epochs.max())
     print(f"{args.record}: fitted to epochs {args.first}..{last} ({len(epochs)} epochs with a test error)")
     print(describe(fits, args.at, args.target))
 
