@@ -90,7 +90,8 @@ def list_methods(settings_of):
 def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_root, cache_dir, run_dir, device):
     """Train one run (or resume it from its last checkpoint)."""
     from datasets import get_loader
-    from training import RunSpec, train as train_run
+    from training import RunSpec, pick_device, train as train_run
+    from training.denormals import flush_for_process
     method_class = methods.get_method(method)  # every name and value is checked before any data is read
     get_loader(dataset)
     if recipe:
@@ -101,6 +102,7 @@ def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_
     spec = RunSpec(method=method, dataset=dataset, seed=seed, overrides=settings, recipe=recipe,
                    labeled_subset=labeled_subset, epochs=epochs or 0, data_root=data_root, cache_dir=cache_dir,
                    device=device)
+    flush_for_process(pick_device(device))  # before the first torch operation: training/denormals.py
     metrics = train_run(spec, run_dir)
     error = metrics["test_error"]
     click.echo(f"{run_dir}: {metrics['epochs_completed']} epochs"
@@ -168,6 +170,9 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     if jobs == 1 and not launcher and threads:
         import torch
         torch.set_num_threads(threads)
+    if jobs == 1 and not launcher:  # the cells train in this process
+        from training.denormals import flush_for_process
+        flush_for_process(pick_device(device))
     options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
                "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,
                "results_dir": results_dir, "progress": True, "recompute": recompute, "force": force, "jobs": jobs,

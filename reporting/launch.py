@@ -111,6 +111,9 @@ def run_cell_task(task):
             methods.load_plugin(path)
         import torch
         torch.set_num_threads(task.threads)
+        from training import pick_device
+        from training.denormals import flush_for_process
+        flush_for_process(pick_device(task.options["device"]))  # before the data: training/denormals.py
         from datasets import load_dataset
 
         from .budgets import get_budget

@@ -119,6 +119,67 @@ def test_cpu_training_flushes_denormals_records_it_and_restores_the_mode(tmp_pat
     assert [h["denormals_flushed"] for h in metrics["history"]] == [True, False]
 
 
+# Two intra-op threads in a fresh interpreter: the pytest process runs one thread and its pool already exists.
+THREADS_CREATED_BEFORE_THE_FLUSH = """
+import warnings, torch
+from training.denormals import calling_thread_flushes, denormal_mode, denormals_flushed
+torch.set_num_threads(2)
+torch.randn(1 << 20).sum()  # the first parallel operation creates the other thread, which keeps denormals
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with denormal_mode(True):
+        print(calling_thread_flushes(), denormals_flushed(), len(caught))
+"""
+FLUSH_FOR_PROCESS_FIRST = """
+import torch
+from training.denormals import denormals_flushed, flush_for_process
+torch.set_num_threads(2)
+print(flush_for_process("cpu"), end=" ")
+torch.randn(1 << 20).sum()
+print(denormals_flushed())
+"""
+
+
+def run_snippet(code):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "SEGMA_FLUSH_DENORMAL": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_flush_set_after_the_threads_exist_is_seen_as_partial_and_warned():
+    """The mode is per thread: set after the pool exists it misses the other thread, and the check (which
+    asks every thread, not only the caller) says so; the old one-element check said True here."""
+    assert run_snippet(THREADS_CREATED_BEFORE_THE_FLUSH) == ["True", "False", "1"]
+
+
+def test_flush_for_process_before_the_first_operation_reaches_every_thread():
+    assert run_snippet(FLUSH_FOR_PROCESS_FIRST) == ["True", "True"]
+
+
+def test_cli_train_sets_the_process_mode_before_training(monkeypatch, tmp_path, make_fake):
+    import datasets
+    import training
+    import training.denormals
+    from click.testing import CliRunner
+
+    from cli import cli
+    monkeypatch.setitem(datasets.DATASETS, "fake-cli", lambda root, cache_dir: make_fake(name="fake-cli"))
+    order = []
+    monkeypatch.setattr(training.denormals, "flush_for_process", lambda device: order.append(("flush", device)))
+    monkeypatch.setattr(training, "train", lambda spec, run_dir: order.append("train") or
+                        {"epochs_completed": 0, "test_error": None})
+    result = CliRunner().invoke(cli, ["train", "--method", "segma", "--dataset", "fake-cli", "--device", "cpu",
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert order == [("flush", torch.device("cpu")), "train"]
+
+
 def test_denormal_mode_flushes_inside_the_block_only():
     from training.denormals import denormal_mode, denormals_flushed
     before = denormals_flushed()
