@@ -6,7 +6,7 @@ budget statement in docs/baselines.md can be repeated rather than taken on trust
     exponential:  err(e) = c + b exp(-e / t)      levels off at c
     power law:    err(e) = c + b e^(-p)           levels off at c, more slowly
 
-Both are fitted to the epochs first..last of the record (the early epochs follow neither shape), with b >= 0
+Both are fitted to the epochs first..last of the record (the early epochs follow neither shape), with c, b >= 0
 and t, p > 0: curves that fall (or stay level) towards c, so that c is where they level off. They bracket
 the plausible: the exponential assumes the curve is already flattening, the power law that it keeps creeping.
 When they disagree on whether a target is reachable, that is the answer: the curve does not tell. Neither
@@ -34,7 +34,9 @@ def power_law(epoch, c, b, p):
 
 CURVES = {"exponential": exponential, "power law": power_law}
 SHAPE_NAMES = {"exponential": "t", "power law": "p"}  # the third parameter of each curve
-FIT_BOUNDS = ([-np.inf, 0.0, 1e-6], [np.inf, np.inf, np.inf])  # (c, b, t or p): non-increasing towards c
+# (c, b, t or p): non-increasing towards c, and c >= 0 (an error rate; a falling line fitted by a power law
+# with p -> 0 otherwise puts c at minus thousands of percent: the maaloe-code record at 45 epochs did)
+FIT_BOUNDS = ([0.0, 0.0, 1e-6], [np.inf, np.inf, np.inf])
 
 
 @dataclass

@@ -51,6 +51,10 @@ def test_fits_are_bounded_to_curves_that_level_off():
     for fit in fit_curves(epochs, rising):
         assert fit.params["b"] >= 0 and list(fit.params.values())[2] > 0
         assert fit.epoch_reaching(0.02) == math.inf
+    straight = 0.10 - 0.001 * epochs  # still falling steadily: neither shape levels off inside the window
+    for fit in fit_curves(epochs, straight):
+        assert fit.params["c"] >= 0  # an error rate: not an asymptote below zero
+        assert np.all(fit.predict([100, 200, 400]) >= 0)
     falling = next(f for f in fit_curves(*noisy(exponential, (0.05, 0.10, 25.0))) if f.name == "exponential")
     assert falling.epoch_reaching(0.5) == 1.0  # already below at the first epoch: not a negative epoch
     assert falling.predict([100, 200]).shape == (2,)
