@@ -167,11 +167,11 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     from training import pick_device
     datasets = DATASETS if "all" in datasets else datasets
     jobs = jobs or available_cores()
-    if jobs == 1 and not launcher and threads:
-        import torch
-        torch.set_num_threads(threads)
     if jobs == 1 and not launcher:  # the cells train in this process
         from training.denormals import flush_for_process
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
         flush_for_process(pick_device(device))
     options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
                "device": device, "fid_device": str(pick_device(device)), "runs_root": runs_root,

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from any folder
 
-from benchmarks.readme_section import write_section  # noqa: E402
+from benchmarks.readme_section import load_average, publish  # noqa: E402
 
 
 def parse_args():
@@ -113,18 +113,12 @@ def main():
     import torch
     torch.set_num_threads(1)
     rows = [measure(run, args) for run in args.run]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    report = "\n".join([
-        f"Measured {datetime.date.today()}, torch {torch.__version__}, one thread, load average {load:.2f} "
-        f"when it ended; {args.steps} steps per measurement, median of {args.repeats} alternating repeats.",
-        "",
-        "| run (checkpoint) | denormal parameters | denormal gradients (first step) | denormal Adam moments "
-        "| ms per step, kept | ms per step, flushed | kept / flushed |",
-        "|---|---|---|---|---|---|---|",
-        *rows])
-    print(report)
-    if not args.no_readme:
-        write_section("denormals", report)
+    publish("denormals",
+            f"Measured {datetime.date.today()}, torch {torch.__version__}, one thread, load average "
+            f"{load_average():.2f} when it ended; {args.steps} steps per measurement, median of {args.repeats} "
+            "alternating repeats.",
+            ["run (checkpoint)", "denormal parameters", "denormal gradients (first step)", "denormal Adam moments",
+             "ms per step, kept", "ms per step, flushed", "kept / flushed"], rows, readme=not args.no_readme)
 
 
 if __name__ == "__main__":

@@ -15,3 +15,18 @@ def write_section(name, report, readme=README):
     _, tail = rest.split(end, 1)
     atomic_write_text(readme, f"{head}{begin}\n{report}\n{end}{tail}")
     print(f"written into {readme}")
+
+
+def load_average():
+    """The 1-minute load average (nan where the platform has none): what else ran beside the benchmark."""
+    import os
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def publish(name, lead, header, rows, readme=True):
+    """Print a benchmark's report (a lead sentence, then a markdown table of `header` and `rows`) and, unless
+    `readme` is false, put it into its section of benchmarks/README.md."""
+    report = "\n".join([lead, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows])
+    print(report)
+    if readme:
+        write_section(name, report)

@@ -28,11 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from any folder
 
-from benchmarks.readme_section import write_section  # noqa: E402
+from benchmarks.readme_section import load_average, publish  # noqa: E402
 
-MODES = {"one thread, flushed": 1,
-         "two threads, flushed after the second thread exists (before 2026-12-01)": 2,
-         "two threads, flushed before the first torch operation (now)": 2}
+# (name, torch threads, flush set before the first torch operation)
+MODES = [("one thread, flushed", 1, False),
+         ("two threads, flushed after the second thread exists (before 2026-12-01)", 2, False),
+         ("two threads, flushed before the first torch operation (now)", 2, True)]
 
 
 def parse_args():
@@ -50,19 +51,19 @@ def worker(mode, args):
     """One measurement in this fresh process; prints 'seconds_per_step every_thread_flushes'."""
     import torch
     from benchmarks.denormals import load_state, timed_steps
-    from training.denormals import denormals_flushed, flush_for_process
-    torch.set_num_threads(list(MODES.values())[mode])
-    if mode == 2:
+    from training.denormals import denormal_mode, denormals_flushed, flush_for_process
+    _, threads, flush_first = MODES[mode]
+    torch.set_num_threads(threads)
+    if flush_first:
         flush_for_process("cpu")
     else:
         torch.randn(1 << 20).sum()  # the first parallel operation: torch's threads exist from here on
     spec, method, optimizer, epoch, batches = load_state(args.run, args.data_root)
     batches = [b for _, b in zip(range(args.steps + 2), batches)]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mode 1 is the partial flushing that denormal_mode warns about
+        warnings.simplefilter("ignore")  # flushing set too late is what denormal_mode warns about
         timed_steps(method, optimizer, batches[:2], True)  # warm-up: allocator and kernels
         seconds = timed_steps(method, optimizer, batches[2:], True)
-        from training.denormals import denormal_mode
         with denormal_mode(True):
             every = denormals_flushed()
     print(f"{seconds / args.steps} {every}")
@@ -72,7 +73,7 @@ def measure(mode, args):
     command = [sys.executable, __file__, "--run", args.run, "--steps", str(args.steps), "--worker", str(mode)]
     if args.data_root:
         command += ["--data-root", args.data_root]
-    env = {**os.environ, "OMP_NUM_THREADS": str(list(MODES.values())[mode])}
+    env = {**os.environ, "OMP_NUM_THREADS": str(MODES[mode][1])}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     seconds, every = done.stdout.split()[-2:]
     return float(seconds), every == "True"
@@ -91,21 +92,14 @@ def main():
             times[mode].append(seconds)
     median = {mode: statistics.median(t) for mode, t in times.items()}
     rows = [f"| {name} | {1000 * median[mode]:.0f} | **{median[0] / median[mode]:.2f}x** | {flushed[mode]} |"
-            for mode, name in enumerate(MODES)]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            for mode, (name, _, _) in enumerate(MODES)]
     import torch
-    report = "\n".join([
-        f"Measured {datetime.date.today()}, torch {torch.__version__}, `{args.run}` (its last checkpoint), "
-        f"{args.steps} steps per measurement, median of {args.repeats} alternating fresh processes per mode, "
-        f"{time.time() - started:.0f} s in all, load average {load:.2f} when it ended.",
-        "",
-        "| mode | ms per step | speed against one thread | `denormals_flushed` (every thread) |",
-        "|---|---|---|---|",
-        *rows])
-    print(report)
-    if not args.no_readme:
-        write_section("thread-flush", report)
-
+    publish("thread-flush",
+            f"Measured {datetime.date.today()}, torch {torch.__version__}, `{args.run}` (its last checkpoint), "
+            f"{args.steps} steps per measurement, median of {args.repeats} alternating fresh processes per mode, "
+            f"{time.time() - started:.0f} s in all, load average {load_average():.2f} when it ended.",
+            ["mode", "ms per step", "speed against one thread", "`denormals_flushed` (every thread)"], rows,
+            readme=not args.no_readme)
 
 if __name__ == "__main__":
     main()
