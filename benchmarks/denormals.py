@@ -15,12 +15,10 @@ import copy
 import datetime
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from any folder
 
 from benchmarks.readme_section import load_average, publish  # noqa: E402
 
@@ -49,17 +47,17 @@ def denormal_count(tensors):
 
 def load_state(run_dir, data_root):
     """The method and optimiser as the run's last checkpoint left them, and the batches of its next epoch."""
-    import torch
-    from training.batches import epoch_batches, training_split
-    from training.checkpoint import load_checkpoint
-    from training.loop import load_trained
+
+    from segma_bench.training.batches import epoch_batches, training_split
+    from segma_bench.training.checkpoint import load_checkpoint
+    from segma_bench.training.loop import load_trained
     spec, data, method = load_trained(run_dir, device="cpu", data_root=data_root)
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
     optimizer = method.configure_optimizer()
     optimizer.load_state_dict(state["optimizer"])
     method.train()
     method.on_epoch_start(state["epoch"], optimizer)  # the phase / learning rate of the next epoch
-    from datasets.splits import load_indices
+    from segma_bench.datasets.splits import load_indices
     labeled_idx = load_indices(Path(run_dir) / "labeled_indices.json")
     batches = epoch_batches(data, labeled_idx, spec.seed, state["epoch"], spec.unlabeled_batch_size,
                             spec.labeled_batch_size, "cpu", training_split(data, "cpu"))
@@ -68,8 +66,8 @@ def load_state(run_dir, data_root):
 
 def timed_steps(method, optimizer, batches, flush):
     """Seconds for the steps on fresh copies of the model and optimiser, denormals flushed or kept."""
-    from training.denormals import denormal_mode
-    from training.loop import update
+    from segma_bench.training.denormals import denormal_mode
+    from segma_bench.training.loop import update
     model = copy.deepcopy(method)
     opt = type(optimizer)(model.parameters(), **optimizer.defaults)
     opt.load_state_dict(optimizer.state_dict())

@@ -20,18 +20,17 @@ from pathlib import Path
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from any folder
 
 import numpy as np  # noqa: E402
 import pytorch_fid  # noqa: E402
 import torch  # noqa: E402
+from benchmarks.readme_section import write_section  # noqa: E402
 from PIL import Image  # noqa: E402
 from pytorch_fid import inception as pytorch_fid_inception  # noqa: E402
 from pytorch_fid.fid_score import get_activations  # noqa: E402
 
-from evaluation import inception  # noqa: E402
-from evaluation.inception import FeatureExtractor  # noqa: E402
-from benchmarks.readme_section import write_section  # noqa: E402
+from segma_bench.evaluation import inception  # noqa: E402
+from segma_bench.evaluation.inception import FeatureExtractor  # noqa: E402
 
 MNIST_TEST_IMAGES = REPO.parent / "shared" / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
 OFFLINE_WEIGHTS = REPO.parent / "shared" / "weights" / "pt_inception-2015-12-05.pth"

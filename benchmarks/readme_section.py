@@ -6,7 +6,7 @@ README = Path(__file__).resolve().parent / "README.md"
 
 def write_section(name, report, readme=README):
     """Put `report` between `<!-- NAME results: begin -->` and its end marker (added if absent); atomic."""
-    from storage import atomic_write_text
+    from segma_bench.core.storage import atomic_write_text
     begin, end = f"<!-- {name} results: begin -->", f"<!-- {name} results: end -->"
     text = readme.read_text() if readme.is_file() else "# Benchmarks\n"
     if begin not in text or end not in text:

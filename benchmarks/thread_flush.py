@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from any folder
 
 from benchmarks.readme_section import load_average, publish  # noqa: E402
 
@@ -51,7 +50,8 @@ def worker(mode, args):
     """One measurement in this fresh process; prints 'seconds_per_step every_thread_flushes'."""
     import torch
     from benchmarks.denormals import load_state, timed_steps
-    from training.denormals import denormal_mode, denormals_flushed, flush_for_process
+
+    from segma_bench.training.denormals import denormal_mode, denormals_flushed, flush_for_process
     _, threads, flush_first = MODES[mode]
     torch.set_num_threads(threads)
     if flush_first:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from any folder
 
 from benchmarks.readme_section import write_section  # noqa: E402
 
@@ -60,12 +59,12 @@ def build_run(method_name, synthetic):
     """(method, optimizer, batches) of a fresh run on MNIST (or MNIST-shaped random images)."""
     import torch
 
-    from datasets import load_dataset
-    from datasets.base import ImageDataset
-    from datasets.mnist import PROTOCOL as MNIST_PROTOCOL
-    from training import RunSpec
-    from training.batches import epoch_batches
-    from training.loop import prepare
+    from segma_bench.datasets import load_dataset
+    from segma_bench.datasets.base import ImageDataset
+    from segma_bench.datasets.mnist import PROTOCOL as MNIST_PROTOCOL
+    from segma_bench.training import RunSpec
+    from segma_bench.training.batches import epoch_batches
+    from segma_bench.training.loop import prepare
     if synthetic or not (MNIST_ROOT / "MNIST").is_dir():
         generator = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (60000, 1, 28, 28), generator=generator, dtype=torch.uint8)
@@ -84,7 +83,7 @@ def build_run(method_name, synthetic):
 
 def train_step(method, optimizer, batch):
     """One step exactly as training/loop.py takes it (without the NaN guard's check)."""
-    from training.loop import update
+    from segma_bench.training.loop import update
     update(method, optimizer, method.training_step(batch)["loss"])
 
 
@@ -160,7 +159,7 @@ def beside_a_competitor(args, threads):
 
 def main():
     args = parse_args()
-    from reporting.launch import available_cores, threads_per_job
+    from segma_bench.reporting.launch import available_cores, threads_per_job
     cores = available_cores()
     load_before = os.getloadavg()
     one = (args.method, args.synthetic, 1, args.steps, args.warmup)

@@ -10,11 +10,18 @@ decodes centroid + spread * N(0, I). Written from docs/adding-a-method.md alone.
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from methods import GenerativeMethod, LabeledSet, MethodConfig, register
-from methods.base import Batch, DataSpec
-from methods.networks import SEGMA_ARCHITECTURES, architecture_for, autoencoder
+from segma_bench.api import (
+    SEGMA_ARCHITECTURES,
+    Batch,
+    DataSpec,
+    GenerativeMethod,
+    LabeledSet,
+    MethodConfig,
+    architecture_for,
+    autoencoder,
+    register,
+)
 
 
 @dataclass

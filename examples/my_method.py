@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import GenerativeMethod, MethodConfig, register
-from methods.networks import Unflatten, mlp
+from segma_bench.api import GenerativeMethod, MethodConfig, Unflatten, mlp, register
 
 
 @dataclass

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods import GenerativeMethod, LabeledSet, MethodConfig, register
-from methods.base import Batch, DataSpec
-from methods.networks import Unflatten
+from segma_bench.api import Batch, DataSpec, GenerativeMethod, LabeledSet, MethodConfig, Unflatten, register
 
 
 @dataclass

@@ -5,7 +5,7 @@ import time
 
 
 def hold_lock(lock, journal, seconds, barrier):
-    from storage import file_lock
+    from segma_bench.core.storage import file_lock
     barrier.wait()  # both processes imported and ready: they now ask for the lock at the same moment
     with open(journal, "a") as f:
         f.write(f"want {os.getpid()}\n")
@@ -28,7 +28,8 @@ class SlowFakeExtractor:
 
 def reference_statistics_in_a_process(cache_dir, counter, out, barrier):
     import numpy as np
-    from evaluation.fid import cached_reference_statistics
+
+    from segma_bench.evaluation.fid import cached_reference_statistics
     barrier.wait()  # both ask for the statistics at the same moment, after their slow imports
 
     def compute_images():

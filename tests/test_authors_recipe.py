@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
-import methods
-from datasets.splits import choose_labeled, class_proportions
-from methods.base import DataSpec
-from methods.registry import UnknownNameError
-from methods.segma import authors_initial_means
+import segma_bench.methods as methods
+from segma_bench.datasets.splits import choose_labeled, class_proportions
+from segma_bench.evaluation.classification import train
+from segma_bench.methods.base import DataSpec
+from segma_bench.core.errors import UnknownNameError
+from segma_bench.methods.segma import authors_initial_means
+from segma_bench.training import RunMismatchError, RunSpec, prepare
 from test_segma import SMALL, build, toy_batch
-from training import RunMismatchError, RunSpec, prepare, train
 
 
 # ---- the labeled set ------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def test_reconstruction_and_divergence_rows(rows):
 
 
 def test_unlabeled_divergence_rows_take_gamma_from_the_unlabeled_count(monkeypatch):
-    import methods.segma as segma_module
+    import segma_bench.methods.segma as segma_module
     seen = []
     real = segma_module.silverman_gamma
     monkeypatch.setattr(segma_module, "silverman_gamma", lambda n: seen.append(n) or real(n))
@@ -195,7 +196,7 @@ def test_run_folders_from_before_recipes_still_resume(tmp_path, fake_data):
 
 
 def test_a_run_report_names_the_recipe_and_labeled_subset_its_run_was_made_with(tmp_path, fake_data):
-    from reporting.run_report import render_run_report
+    from segma_bench.reporting.run_report import render_run_report
     run = tmp_path / "run"
     train(RunSpec(method="segma", dataset="fake", overrides=dict(SMALL), recipe="authors-code",
                   labeled_subset="balanced", epochs=1, progress=False), run, data=fake_data)

@@ -5,10 +5,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import cli as cli_module
-import datasets
-import methods
-from cli import cli, default_run_dir, parse_settings
+import segma_bench.cli.main as cli_module
+import segma_bench.datasets as datasets
+import segma_bench.methods as methods
+from segma_bench.cli.main import cli, default_run_dir, parse_settings
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_train_unknown_setting_is_one_line(fake_cli_dataset):
 
 
 def test_set_parsing():
-    from settings_parsing import typed_settings
+    from segma_bench.core.settings import typed_settings
     raw = parse_settings(["learning_rate=1e-3", "hidden=[32,32]", "architecture=mlp", "learn_means=false",
                           "num_components=4", "divergence_rows=a=b"])
     assert raw["divergence_rows"] == "a=b" and raw["hidden"] == "[32,32]"
@@ -126,7 +126,7 @@ def test_missing_plugin_file_is_one_line(tmp_path):
 
 
 def test_report_names_the_train_command_that_resumes_the_same_run(tmp_path, fake_cli_dataset):
-    from reporting.run_report import render_run_report
+    from segma_bench.reporting.run_report import render_run_report
     args = ["train", "--method", "segma", "--dataset", fake_cli_dataset, "--set", "hidden=[16]",
             "--set", "learning_rate=0.001", "--epochs", "1"]
     assert invoke(*args).exit_code == 0

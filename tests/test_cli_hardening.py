@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import datasets
-from cli import cli
+import segma_bench.datasets as datasets
+from segma_bench.cli.main import cli
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_reproduce_results_dir_under_a_file_fails_before_any_work(a_file, tmp_pa
 
 
 def test_reproduce_refuses_an_unwritable_results_dir_in_python_too(a_file):
-    from reporting.reproduce import reproduce
+    from segma_bench.reporting.reproduce import reproduce
     with pytest.raises(NotADirectoryError, match="results folder"):
         reproduce(2, ["fake-cli"], ["segma"], 1, "quick", {"results_dir": str(a_file / "x")}, "cmd")
 
@@ -147,8 +147,8 @@ def test_set_accepts_both_tuple_spellings_and_numbers_for_floats(tmp_path, loads
 
 
 def test_set_conversion_rules():
-    from methods import get_method
-    from settings_parsing import SettingError, typed_settings
+    from segma_bench.core.settings import SettingError, typed_settings
+    from segma_bench.methods import get_method
     segma = get_method("segma")
     converted = typed_settings(segma, {"latent_dim": "1e1", "learn_means": "no", "hidden": "(8, 4)",
                                        "learning_rate": "3", "architecture": '"conv"'})
@@ -194,11 +194,11 @@ def test_checkpoint_of_another_model_is_one_line_in_train_and_evaluate(tmp_path,
 @pytest.mark.parametrize("source, fragment", [
     ("def broken(:\n", "SyntaxError"),
     ("import no_such_module_xyz\n", "ModuleNotFoundError"),
-    ("from methods import register, GenerativeMethod\n@register('segma')\nclass Clash(GenerativeMethod):\n"
+    ("from segma_bench.api import register, GenerativeMethod\n@register('segma')\nclass Clash(GenerativeMethod):\n"
      "    pass\n", "already registered"),
 ])
 def test_a_broken_plugin_is_one_line(source, fragment, tmp_path):
-    import methods
+    import segma_bench.methods as methods
     before = dict(methods.METHODS)
     plugin = tmp_path / "broken_plugin.py"
     plugin.write_text(source)
@@ -224,7 +224,7 @@ def test_device_foo(loads, tmp_path, trained_run):
 
 # ---- 8. a truncated MNIST file -----------------------------------------------------------------------------
 def test_truncated_mnist_names_the_file_and_its_size(tmp_path):
-    from datasets.mnist import RAW_SIZES
+    from segma_bench.datasets.mnist import RAW_SIZES
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in RAW_SIZES:
@@ -236,7 +236,7 @@ def test_truncated_mnist_names_the_file_and_its_size(tmp_path):
 
 
 def test_complete_mnist_files_pass_the_size_check(shared_data):
-    from datasets.mnist import check_raw_sizes
+    from segma_bench.datasets.mnist import check_raw_sizes
     check_raw_sizes(shared_data)  # the real files have exactly the expected sizes
 
 
@@ -258,7 +258,8 @@ def test_train_epochs_must_be_positive(epochs, tmp_path, loads):
 
 
 def test_runspec_refuses_negative_epochs(tmp_path, fake_data):
-    from training import RunSpec, train
+    from segma_bench.evaluation.classification import train
+    from segma_bench.training import RunSpec
     with pytest.raises(ValueError, match="epochs"):
         train(RunSpec(method="segma", dataset="fake", epochs=-3, progress=False), tmp_path / "run", data=fake_data)
     assert not (tmp_path / "run").exists()
@@ -297,4 +298,4 @@ def test_every_command_help_shows_an_example():
         assert result.exit_code == 0, name
         examples = result.output.split("Examples:")
         assert len(examples) == 2, f"`{name} --help` has no examples (add them to cli_help.py)"
-        assert f"python cli.py" in examples[1] and name in examples[1], name
+        assert "python cli.py" in examples[1] and name in examples[1], name

@@ -8,10 +8,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import cli
-from datasets.registry import DATASETS
-from evaluation import compare, harness
-from methods import DataSpec
+import segma_bench.cli.main as cli
+from segma_bench.datasets.registry import DATASETS
+from segma_bench.evaluation import compare, harness
+from segma_bench.methods import DataSpec
 from test_harness import LinearCodes, StubExtractor
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import datasets
-from cli import cli
-from evaluation.confusion import confusion_matrix, largest_confusions
+import segma_bench.datasets as datasets
+from segma_bench.cli.main import cli
+from segma_bench.evaluation.confusion import confusion_matrix, largest_confusions
 
 
 def test_matrix_counts_every_pair_once():

@@ -6,8 +6,12 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from methods.cramer_wold import (cramer_wold_distance_sq, gaussian_class_log_posterior, log_cramer_wold,
-                                 silverman_gamma)
+from segma_bench.methods.cramer_wold import (
+    cramer_wold_distance_sq,
+    gaussian_class_log_posterior,
+    log_cramer_wold,
+    silverman_gamma,
+)
 
 
 # ---- independent reference: Eq. 3 pair by pair, plain Python floats ---------------------------------------
@@ -156,7 +160,7 @@ def test_log_cramer_wold_is_finite_when_the_distance_vanishes():
 
 
 def test_log_cramer_wold_guards_zero_and_negative(monkeypatch):
-    import methods.cramer_wold as cw
+    import segma_bench.methods.cramer_wold as cw
     z, means, priors, variances = mixture(10)
     for fake in (0.0, -1e-3):
         monkeypatch.setattr(cw, "cramer_wold_distance_sq",

@@ -9,11 +9,10 @@ import scipy.io
 import torch
 from PIL import Image
 
-import datasets
-import datasets.celeba
-from datasets import DataNotFoundError, load_dataset
-from datasets.splits import balanced_quota, class_proportions, labeled_indices, load_indices, save_indices
-from methods import UnknownNameError
+import segma_bench.datasets as datasets
+from segma_bench.datasets import DataNotFoundError, load_dataset
+from segma_bench.datasets.splits import balanced_quota, class_proportions, labeled_indices, load_indices, save_indices
+from segma_bench.methods import UnknownNameError
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import methods
-from methods.base import DataSpec
-from training import RunSpec, train
+import segma_bench.methods as methods
+from segma_bench.evaluation.classification import train
+from segma_bench.methods.base import DataSpec
+from segma_bench.training import RunSpec
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "pca_gaussian.py"
 
@@ -30,7 +31,7 @@ def trained(method_class, fake_data, tmp_path):
                        class_priors=tuple(config["data_spec"]["class_priors"]))
     model = method_class(method_class.config_class(**config["method_config"]), DataSpec(**spec_fields))
     # strict load: the fitted Gaussians must be in the checkpoint (buffers), not only in Python attributes
-    model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
     model.eval()
     labeled = json.loads((run / "labeled_indices.json").read_text())["indices"]
     return model, metrics, labeled

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from reporting.extrapolate import error_curve, exponential, fit_curves, main, power_law
+from click.testing import CliRunner
+
+from segma_bench.cli.main import cli
+from segma_bench.reporting.extrapolate import error_curve, exponential, fit_curves, power_law
 
 
 def noisy(curve, params, seed=0, noise=1e-4):
@@ -41,8 +44,8 @@ def test_both_record_formats_give_the_same_curve(tmp_path, capsys):
         np.testing.assert_array_equal(a, b)
     path = tmp_path / "record.json"
     path.write_text(json.dumps(table_run))
-    main([str(path), "--first", "5", "--at", "100"])
-    assert "exponential: levels off at 5.00" in capsys.readouterr().out
+    result = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5", "--at", "100"])
+    assert result.exit_code == 0 and "exponential: levels off at 5.00" in result.output
 
 
 def test_fits_are_bounded_to_curves_that_level_off():
@@ -71,9 +74,11 @@ def test_bad_input_is_refused(tmp_path, capsys):
         error_curve({"metrics": {}})
     with pytest.raises(ValueError, match="no epoch of the record has a test error"):
         error_curve({"training": {"test_error_by_epoch": [None, None]}})
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path / "missing.json")])
-    assert exit_info.value.code == 2 and "missing.json" in capsys.readouterr().err
+    result = CliRunner().invoke(cli, ["extrapolate", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2 and "missing.json" in result.output and result.exception is not None
+    (tmp_path / "list.json").write_text("[1, 2]")  # a JSON whose top level is not a record
+    result = CliRunner().invoke(cli, ["extrapolate", str(tmp_path / "list.json")])
+    assert result.exit_code == 1 and "JSON object, not a list" in result.output and "Traceback" not in result.output
     epochs, errors = noisy(exponential, (0.05, 0.1, 25.0))
     with pytest.raises(ValueError, match="at least 6"):
         fit_curves(epochs, errors, first=118)

@@ -15,10 +15,18 @@ from PIL import Image
 from pytorch_fid import inception as pytorch_fid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 
-from evaluation import inception
-from evaluation.fid import (activation_statistics, cached_reference, cached_reference_statistics, fid_from_images,
-                            fid_protocol, frechet_distance, reference_cache_path, reference_key)
-from evaluation.inception import FeatureExtractor, FIDWeightsError
+from segma_bench.evaluation import inception
+from segma_bench.evaluation.fid import (
+    activation_statistics,
+    cached_reference,
+    cached_reference_statistics,
+    fid_from_images,
+    fid_protocol,
+    frechet_distance,
+    reference_cache_path,
+    reference_key,
+)
+from segma_bench.evaluation.inception import FeatureExtractor, FIDWeightsError
 
 WEIGHTS = Path(os.environ.get(inception.WEIGHTS_ENV_VAR) or
                Path(__file__).resolve().parents[1].parent / "shared/weights/pt_inception-2015-12-05.pth")

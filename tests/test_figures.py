@@ -7,11 +7,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from datasets import DATASETS, ImageDataset, Protocol, to_float
-from evaluation import latent_ops
-from figures import grids, make
-from methods import DataSpec, get_method
-from methods.base import GenerativeMethod, OperationNotSupported
+from segma_bench.datasets import DATASETS, ImageDataset, Protocol, to_float
+from segma_bench.evaluation import latent_ops
+from segma_bench.figures import grids, make
+from segma_bench.methods import DataSpec, get_method
+from segma_bench.methods.base import GenerativeMethod, OperationNotSupported
 
 SPEC = DataSpec(dataset="toy", image_shape=(1, 8, 8), num_classes=3, class_priors=(1 / 3,) * 3, num_train=30,
                 num_labeled=6)
@@ -218,7 +218,8 @@ def test_deterministic_under_seed(tmp_path):
 @pytest.fixture
 def toy_runs(tmp_path, monkeypatch):
     """Runs of segma (seeds 1 and 0) and cwae on 'toy-figures', a registered loader returning fake data."""
-    from training import RunSpec, train
+    from segma_bench.evaluation.classification import train
+    from segma_bench.training import RunSpec
     data = fake_data("toy-figures")
     monkeypatch.setitem(DATASETS, "toy-figures", lambda root, cache_dir: data)  # undone after the test
     runs = tmp_path / "runs"
@@ -229,7 +230,7 @@ def toy_runs(tmp_path, monkeypatch):
 
 
 def test_cli_figures_end_to_end(toy_runs, tmp_path):
-    from cli import cli
+    from segma_bench.cli.main import cli
     runner = CliRunner()
     run = toy_runs / "segma" / "seed0"
     result = runner.invoke(cli, ["figures", "--run", str(run), "--seed", "2", "--device", "cpu"])

@@ -2,15 +2,14 @@
 
 FID itself (Inception features, Frechet distance) is tested in test_fid.py; here a cheap stub extractor
 stands in for the network so that the protocols can be checked exactly and fast."""
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from evaluation import harness
-from evaluation.classification import test_error as classification_error
-from methods import DataSpec, GenerativeMethod, get_method
+from segma_bench.evaluation import harness
+from segma_bench.evaluation.classification import test_error as classification_error
+from segma_bench.methods import DataSpec, GenerativeMethod, get_method
 
 
 class StubExtractor:
@@ -109,7 +108,8 @@ def test_evaluate_reports_metrics_protocol_and_floor(fake_data, tmp_path):
     wanted = {"test_error", "sample_fid", "interpolation_fid"}
     metrics, protocol = harness.evaluate(method, fake_data, wanted, 20, extractor, tmp_path / "cache", seed=0)
     kids = {"sample_kid", "sample_kid_std", "interpolation_kid", "interpolation_kid_std"}  # from the same features
-    assert set(metrics) == wanted | kids and 0 <= metrics["test_error"] <= 1
+    prcs = {"sample_precision", "sample_recall", "interpolation_precision", "interpolation_recall"}  # these too
+    assert set(metrics) == wanted | kids | prcs and 0 <= metrics["test_error"] <= 1
     assert metrics["sample_fid"] > 0 and metrics["interpolation_fid"] > 0
     assert metrics["sample_kid"] > protocol["kid"]["floor_kid"]  # a fresh model's samples are unlike the data
     fid = protocol["fid"]

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from evaluation.kid import kernel_inception_distance, mmd2_unbiased
+from segma_bench.evaluation.kid import kernel_inception_distance, mmd2_unbiased
 
 
 def brute_force_mmd2(x, y):

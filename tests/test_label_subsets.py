@@ -1,7 +1,7 @@
 """The 1-NN diagnostic of a labeled subset, against an explicit loop; chunking must not change it."""
 import torch
 
-from evaluation.label_subsets import nearest_neighbour_error, parse_seeds
+from segma_bench.evaluation.label_subsets import nearest_neighbour_error, parse_seeds
 
 
 def test_nearest_neighbour_error_matches_an_explicit_loop_and_ignores_chunking():
@@ -29,7 +29,7 @@ def test_parse_seeds():
 def test_missing_data_is_a_one_line_error(tmp_path):
     from click.testing import CliRunner
 
-    from evaluation.label_subsets import main
-    missing = CliRunner().invoke(main, ["--data-root", str(tmp_path), "--cache-dir", str(tmp_path)])
+    from segma_bench.cli.main import cli
+    missing = CliRunner().invoke(cli, ["label-subsets", "--data-root", str(tmp_path), "--cache-dir", str(tmp_path)])
     assert missing.exit_code == 1 and "Traceback" not in missing.output
     assert "DataNotFoundError" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1

@@ -11,19 +11,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from reporting.launch import Cell, GridProgress, cell_log_path, threads_per_job
 from process_helpers import hold_lock, reference_statistics_in_a_process
+from segma_bench.cli.main import cli
+from segma_bench.reporting.launch import Cell, GridProgress, cell_log_path, threads_per_job
 
 TESTS = Path(__file__).resolve().parent
 
 # Written into a temporary file by the tests: registers tiny datasets in every process that loads it.
-DATASET_PLUGIN = f'''
-import sys
-sys.path.insert(0, {str(TESTS)!r})
-from conftest import make_fake_dataset
-from datasets.base import Protocol
-from datasets.registry import register_dataset
+DATASET_PLUGIN = '''
+from segma_bench.datasets.synthetic import make_fake_dataset
+from segma_bench.datasets.base import Protocol
+from segma_bench.datasets.registry import register_dataset
 
 register_dataset("toy-grid")(lambda root, cache: make_fake_dataset(name="toy-grid"))
 # 40 short epochs: long enough to interrupt a job in the middle of its training.
@@ -166,8 +164,8 @@ def test_local_launcher_runs_each_cell_as_a_submitit_job(tmp_path, plugin_env):
 
 
 def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, monkeypatch):
-    from reporting.cluster import run_with_submitit
-    from reporting.launch import CellTask
+    from segma_bench.reporting.cluster import run_with_submitit
+    from segma_bench.reporting.launch import CellTask
     for key, value in plugin_env.items():
         monkeypatch.setenv(key, value)
     options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",

@@ -10,11 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import datasets
-import methods
-from cli import cli
-from methods.base import Batch, DataSpec
-from training import RunSpec, load_trained, train
+import segma_bench.datasets as datasets
+import segma_bench.methods as methods
+from segma_bench.cli.main import cli
+from segma_bench.evaluation.classification import train
+from segma_bench.methods.base import Batch, DataSpec
+from segma_bench.training import RunSpec, load_trained
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_method.py"
 
@@ -23,7 +24,7 @@ PLUGIN_SOURCE = '''
 import math
 import torch
 from torch import nn
-from methods import GenerativeMethod, MethodConfig, register
+from segma_bench.api import GenerativeMethod, MethodConfig, register
 
 
 @register("{name}")
@@ -118,7 +119,7 @@ def test_a_plugin_cannot_take_a_builtin_name(tmp_path):
     for _ in range(2):  # a failed import is not remembered as loaded
         with pytest.raises(ValueError, match="already registered"):
             methods.load_plugin(path)
-    assert methods.get_method("segma").__module__ == "methods.segma"
+    assert methods.get_method("segma").__module__ == "segma_bench.methods.segma"
 
 
 def test_plugin_trains_through_the_shared_loop(plugin_file, tmp_path, fake_data):
@@ -196,24 +197,60 @@ def test_docs_walk_through_the_example():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md").read_text()
     for fragment in ("examples/my_method.py", "@register", "training_step", "--plugin", "SEGMA_PLUGINS",
                      "reproduce --table", "methods/base.py", "on_epoch_end(self, epoch: int, labeled: LabeledSet)",
-                     "on_train_end(self, labeled: LabeledSet)", "from methods.networks import", "table_variant",
-                     "sha256", "64,64", "on the CPU", "examples/fitted_autoencoder.py", "sys.path"):
+                     "on_train_end(self, labeled: LabeledSet)", "from segma_bench.api import", "table_variant",
+                     "sha256", "64,64", "on the CPU", "examples/fitted_autoencoder.py", "sys.path", "entry point"):
         assert fragment in doc, fragment
     assert doc.count("```") % 2 == 0
 
 
 # ---- plugin folders, provenance, table variant, hooks ------------------------------------------------------
-def test_a_plugin_imports_a_helper_module_beside_it(tmp_path):
-    folder = tmp_path / "my_plugin"
-    folder.mkdir()
-    helper = f"helper_{uuid.uuid4().hex[:8]}"
-    (folder / f"{helper}.py").write_text("HIDDEN = 7\n")
+def test_a_plugin_package_imports_its_own_helper_module(tmp_path, monkeypatch):
+    """A plugin with helpers is a package on the path, loaded by module name (no name is reserved)."""
+    package = f"my_plugin_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "helpers.py").write_text("HIDDEN = 7\n")
     name = f"toy-helper-{uuid.uuid4().hex[:6]}"
     source = PLUGIN_SOURCE.format(name=name).replace('"""A toy plugin written by tests/test_plugins.py."""',
-                                                     f'from {helper} import HIDDEN')
-    (folder / "plugin.py").write_text(source)
-    module = methods.load_plugin(folder / "plugin.py")
-    assert module.HIDDEN == 7 and methods.get_method(name)
+                                                     "from .helpers import HIDDEN")
+    (tmp_path / package / "__init__.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as PYTHONPATH or an install would
+    result = CliRunner().invoke(cli, ["--plugin", package, "methods"])
+    assert result.exit_code == 0 and name in result.output, result.output
+    assert sys.modules[package].HIDDEN == 7
+    assert methods.plugin_source(methods.get_method(name))["module"] == package
+
+
+def test_an_installed_distribution_with_an_entry_point_appears_in_methods(tmp_path):
+    """`pip install` a throwaway plugin distribution (entry point in the group segma_bench.methods) into a
+    folder, then a fresh process with that folder on its path lists the method with no --plugin flag."""
+    import subprocess
+    dist = tmp_path / "dist"
+    (dist / "toy_dist_plugin").mkdir(parents=True)
+    (dist / "toy_dist_plugin" / "__init__.py").write_text(PLUGIN_SOURCE.format(name="toy-from-dist"))
+    (dist / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "toy-dist-plugin"\nversion = "0.3"\n'
+        '[project.entry-points."segma_bench.methods"]\ntoy-from-dist = "toy_dist_plugin"\n'
+        '[tool.setuptools]\npackages = ["toy_dist_plugin"]\n')
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                              "--no-index", "--target", str(target), str(dist)], capture_output=True, text=True)
+    if install.returncode != 0 and "setuptools" in install.stderr:
+        pytest.skip(f"setuptools is not available to build the throwaway distribution: {install.stderr[-200:]}")
+    assert install.returncode == 0, install.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("SEGMA_PLUGINS", None)
+    listed = subprocess.run([sys.executable, "-m", "segma_bench.cli.main", "methods"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "toy-from-dist" in listed.stdout
+    without = subprocess.run([sys.executable, "-m", "segma_bench.cli.main", "methods"], capture_output=True, text=True,
+                             cwd=tmp_path, env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    assert "toy-from-dist" not in without.stdout  # it came from the installed distribution, nothing else
+    source = subprocess.run([sys.executable, "-c", "import segma_bench.methods as m; m.load_entry_point_plugins(); "
+                             "print(m.plugin_source(m.get_method('toy-from-dist')))"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "'distribution': 'toy-dist-plugin'" in source.stdout and "'version': '0.3'" in source.stdout, source.stderr
 
 
 def test_plugin_path_and_sha256_are_in_config_json(plugin_file, tmp_path, fake_data):
@@ -250,7 +287,7 @@ def test_hooks_see_the_labeled_set_after_each_epoch_and_at_the_end(plugin_file, 
 
 
 def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fake_data, monkeypatch, make_fake):
-    from reporting.reproduce import reproduce
+    from segma_bench.reporting.reproduce import reproduce
     path, name = plugin_file
     source = path.read_text().replace("    has_classifier = False", "    has_classifier = False\n"
                                       "    table_variant = \"toy variant\"")
@@ -262,7 +299,7 @@ def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fa
                "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
                "progress": False, "recompute": False}
     monkeypatch.setattr(sys, "argv", ["cli.py", "reproduce", "--table", "2", "--method", name])
-    from cli_checks import invocation
+    from segma_bench.cli.checks import invocation
     _, text = reproduce(2, ["mnist"], [name], 1, "quick", options, invocation(), log=lambda *_: None)
     record = json.loads(next((tmp_path / "results" / "runs" / "quick").glob("*.json")).read_text())
     assert record["table_variant"] == "toy variant" and record["plugin"]["path"] == str(path.resolve())
@@ -276,24 +313,27 @@ def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fa
 FITTED = Path(__file__).resolve().parents[1] / "examples" / "fitted_autoencoder.py"
 
 
-def test_fitted_autoencoder_fits_classifier_and_sampler_after_each_epoch(tmp_path, fake_data):
+@pytest.mark.device  # a plugin on a GPU where one is visible: its hooks get the labeled set on the model's device
+def test_fitted_autoencoder_fits_classifier_and_sampler_after_each_epoch(tmp_path, fake_data, device_under_test):
     methods.load_plugin(FITTED)
     cls = methods.get_method("fitted-ae")
     assert cls.table_variant == "AE + fitted centroids"
-    metrics = train(RunSpec(method="fitted-ae", dataset="fake", epochs=6, progress=False,
+    metrics = train(RunSpec(method="fitted-ae", dataset="fake", epochs=6, progress=False, device=str(device_under_test),
                             overrides={"hidden": (32,), "latent_dim": 4, "learning_rate": 3e-3}),
                     tmp_path / "run", data=fake_data)
     history = metrics["history"]
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert metrics["test_error"] < 0.34  # nearest centroid on 6 labels, three classes: chance is 0.67
-    _, _, model = load_trained(tmp_path / "run", data=fake_data)  # the fitted centroids came with the checkpoint
+    # the fitted centroids came with the checkpoint
+    _, _, model = load_trained(tmp_path / "run", data=fake_data, device=str(device_under_test))
+    assert model.device.type == device_under_test.type
     indices = json.loads((tmp_path / "run" / "labeled_indices.json").read_text())["indices"]
-    with torch.no_grad():
-        codes = model.encode(fake_data.train_images[indices].float() / 255)
+    with torch.no_grad():  # inputs go to the model's device, as the loop's and the harness's do
+        codes = model.encode((fake_data.train_images[indices].float() / 255).to(model.device)).cpu()
         labels = fake_data.train_labels[indices]
         for k in range(3):
-            assert torch.allclose(model.class_means()[k], codes[labels == k].mean(0), atol=1e-5)
-        log_post = model.classify(fake_data.test_images.float() / 255)
+            assert torch.allclose(model.class_means()[k].cpu(), codes[labels == k].mean(0), atol=1e-5)
+        log_post = model.classify((fake_data.test_images.float() / 255).to(model.device)).cpu()
         assert log_post.shape == (30, 3) and torch.allclose(log_post.exp().sum(1), torch.ones(30), atol=1e-5)
         images = model.sample(torch.tensor([0, 1, 2, 2]), generator=torch.Generator().manual_seed(0))
         assert images.shape == (4, 1, 8, 8) and 0 <= images.min() and images.max() <= 1

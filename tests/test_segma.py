@@ -5,10 +5,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
-import methods
-from methods.base import Batch, DataSpec, OperationNotSupported
-from methods.cramer_wold import silverman_gamma
-from methods.segma import initial_means
+import segma_bench.methods as methods
+from segma_bench.methods.base import Batch, DataSpec, OperationNotSupported
+from segma_bench.methods.cramer_wold import silverman_gamma
+from segma_bench.methods.segma import initial_means
 from test_cramer_wold import cw_pairwise, cwae_reference
 
 SPEC = DataSpec(dataset="toy", image_shape=(1, 6, 6), num_classes=3, class_priors=(0.5, 0.3, 0.2),
@@ -196,7 +196,7 @@ def test_initial_means_are_equidistant_and_symmetric():
 
 
 def test_log_guard_keeps_the_loss_finite_when_d2_is_not_positive(monkeypatch):
-    import methods.cramer_wold as cw
+    import segma_bench.methods.cramer_wold as cw
     model = build("segma")
     for fake in (0.0, -1e-4):
         monkeypatch.setattr(cw, "cramer_wold_distance_sq", lambda z, *a, _v=fake: z.sum() * 0 + _v)

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import cli
-from datasets.registry import DATASETS
-from reporting import budgets
-from reporting import reproduce as reproduce_module
-from reporting.budgets import Budget, MethodBudget, table_file_name
-from reporting.guards import WouldLoseResults
-from reporting.paper_reference import PAPER_TABLES
-from reporting.results import load_records, record_path, write_record
-from training import RunSpec, train
+import segma_bench.cli.main as cli
+from segma_bench.datasets.registry import DATASETS
+from segma_bench.evaluation.classification import train
+from segma_bench.reporting import budgets
+from segma_bench.reporting import reproduce as reproduce_module
+from segma_bench.reporting.budgets import Budget, MethodBudget, table_file_name
+from segma_bench.reporting.guards import WouldLoseResults
+from segma_bench.reporting.paper_reference import PAPER_TABLES
+from segma_bench.reporting.results import load_records, record_path, write_record
+from segma_bench.training import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,11 +60,12 @@ def committed_tables():
 @pytest.mark.parametrize("table, budget", list(committed_tables()) or [pytest.param(0, "", marks=pytest.mark.skip(
     reason="no committed records yet (results/runs/BUDGET/); the lead commits the comparable budget's"))])
 def test_a_fresh_clone_renders_the_committed_tables_byte_for_byte(tmp_path, table, budget):
-    shutil.copytree(REPO / "results" / "runs", tmp_path / "runs")
-    result = table_command("--table", table, "--budget", budget, "--results-dir", tmp_path)
+    # a clone elsewhere: its own results/ folder, the command run from the clone's root (the tests' cwd)
+    shutil.copytree(REPO / "results" / "runs", tmp_path / "results" / "runs")
+    result = table_command("--table", table, "--budget", budget)
     assert result.exit_code == 0, result.output
     name = table_file_name(table, budget)
-    assert (tmp_path / name).read_bytes() == (REPO / "results" / name).read_bytes()
+    assert (tmp_path / "results" / name).read_bytes() == (REPO / "results" / name).read_bytes()
 
 
 def test_table_renders_the_same_bytes_from_the_same_records_anywhere(tmp_path):
@@ -187,7 +189,7 @@ def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protoco
 
 
 def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path):
-    from reporting.status import render_status
+    from segma_bench.reporting.status import render_status
     write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
     write_cell(tmp_path, "segma", 1, {"test_error": 0.14})
     write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: never the best
@@ -198,14 +200,14 @@ def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path)
 
 
 def test_results_readme_shows_no_spread_for_a_single_seed(tmp_path):
-    from reporting.status import render_status
+    from segma_bench.reporting.status import render_status
     write_cell(tmp_path, "adgm", 0, {"test_error": 0.05})
     line = next(line for line in render_status(tmp_path).splitlines() if line.startswith("| 2 | ADGM | MNIST"))
     assert "| 5.00 (n=1) |" in line and "±" not in line
 
 
 def test_results_readme_links_only_the_headline_tables_that_exist(tmp_path):
-    from reporting.status import render_status
+    from segma_bench.reporting.status import render_status
     write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
     (tmp_path / "table2.md").write_text("# Table II\n")
     headline = next(line for line in render_status(tmp_path).splitlines() if "Headline tables:" in line)

@@ -4,13 +4,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import cli
-import methods
-from datasets.registry import DATASETS
-from reporting import reproduce as reproduce_module
-from reporting.results import aggregate, load_records, record_path, write_record
-from reporting.paper_reference import DATASETS as PAPER_DATASETS
-from reporting.tables import render
+import segma_bench.cli.main as cli
+import segma_bench.methods as methods
+from segma_bench.datasets.registry import DATASETS
+from segma_bench.reporting import cell as cell_module
+from segma_bench.reporting import reproduce as reproduce_module
+from segma_bench.reporting.paper_reference import DATASETS as PAPER_DATASETS
+from segma_bench.reporting.results import aggregate, load_records, record_path, write_record
+from segma_bench.reporting.tables import render
 
 
 def fid_protocol(n=2000):
@@ -20,11 +21,14 @@ def fid_protocol(n=2000):
             "test_error": "argmax of classify() over all 10000 test images"}
 
 
-def write_cell(results, method, dataset, seed, metrics, budget="quick"):
+def write_cell(results, method, dataset, seed, metrics, budget="quick", **fields):
     write_record(record_path(results, budget, dataset, method, seed), {
         "method": method, "dataset": dataset, "seed": seed, "budget": budget, "metrics": metrics,
         "protocol": fid_protocol(), "training": {"epochs": 5, "train_seconds": 60.0},
-        "timing": {"evaluate_sample_fid_seconds": 30.0}})
+        "timing": {"evaluate_sample_fid_seconds": 30.0}, **fields})
+
+
+PLUGIN = {"plugin": {"path": "/elsewhere/my_method.py", "sha256": "ab" * 32}}  # a plugin's record names its file
 
 
 def test_aggregate_gives_mean_and_sample_std(tmp_path):
@@ -47,8 +51,9 @@ def test_table_two_renders_ours_beside_the_paper_with_missing_cells(tmp_path):
     m1m2_row = next(line for line in text.splitlines() if "| M1+M2 " in line)
     assert "not implemented" in m1m2_row and "17.00" in m1m2_row  # paper value shown even without ours
     assert "missing" in segma_row  # SVHN and CelebA cells were not run
-    assert "budget `quick`" in text and "`python cli.py reproduce --table 2 --budget quick --dataset mnist " \
-        "--dataset svhn --dataset celeba`" in text
+    # the methods with records (not M1+M2) and the records' folder: the command remakes this table as it is
+    assert "budget `quick`" in text and "`python cli.py reproduce --table 2 --budget quick --method adgm --method " \
+        f"segma --dataset mnist --dataset svhn --dataset celeba --results-dir {tmp_path}`" in text
 
 
 def test_table_one_says_small_sample_fids_are_not_comparable(tmp_path):
@@ -60,7 +65,7 @@ def test_table_one_says_small_sample_fids_are_not_comparable(tmp_path):
 
 
 def test_a_plugin_method_gets_its_own_row_only_in_tables_of_its_metrics(tmp_path):
-    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": 0.5})
+    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": 0.5}, **PLUGIN)
     text = render(2, tmp_path, "quick", methods_available={"my-method"})
     assert any("plugin" in line and "my-method" in line and "50.00 (n=1)" in line for line in text.splitlines())
     assert "my-method" not in render(3, tmp_path, "quick", methods_available={"my-method"})
@@ -68,7 +73,7 @@ def test_a_plugin_method_gets_its_own_row_only_in_tables_of_its_metrics(tmp_path
 
 def test_every_built_in_method_declares_the_variant_the_papers_tables_give_it():
     # Records store the class's variant; a built-in saying "plugin" would mislabel its cells.
-    from reporting.paper_reference import PAPER_TABLES
+    from segma_bench.reporting.paper_reference import PAPER_TABLES
     paper_variants = {method: variant for spec in PAPER_TABLES.values() for (variant, method), _ in spec["rows"]}
     assert set(paper_variants) <= set(methods.METHODS)
     for method, variant in paper_variants.items():
@@ -114,7 +119,7 @@ def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch
 
 
 def test_a_metric_the_method_cannot_give_is_shown_as_na(tmp_path):
-    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": None})
+    write_cell(tmp_path, "my-method", "mnist", 0, {"test_error": None}, **PLUGIN)
     text = render(2, tmp_path, "quick", methods_available={"my-method"})
     row = next(line for line in text.splitlines() if "my-method" in line)
     assert "n/a" in row.split("|")[3]
@@ -123,17 +128,19 @@ def test_a_metric_the_method_cannot_give_is_shown_as_na(tmp_path):
 def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 5}))
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 5, "history": [
+        {"epoch": e, "test_error": 0.2} for e in range(1, 6)]}))
     record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 3}}
-    assert reproduce_module.trained_further(run_dir, record, "test_error")
+    assert cell_module.trained_further(run_dir, record, "test_error")
     record["evaluated_at_epoch"]["test_error"] = 5
-    assert not reproduce_module.trained_further(run_dir, record, "test_error")
-    assert not reproduce_module.trained_further(tmp_path / "deleted-run", record, "test_error")
+    assert not cell_module.trained_further(run_dir, record, "test_error")
+    assert not cell_module.trained_further(tmp_path / "deleted-run", record, "test_error")
 
 
 def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
-    from reporting.run_report import write_run_report
-    from training import RunSpec, train
+    from segma_bench.evaluation.classification import train
+    from segma_bench.reporting.run_report import write_run_report
+    from segma_bench.training import RunSpec
     train(RunSpec("segma", "fake", seed=0, epochs=2, progress=False), tmp_path / "run", data=fake_data)
     path, text = write_run_report(tmp_path / "run", tmp_path / "out" / "curve.md", "python cli.py report x")
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
@@ -143,21 +150,27 @@ def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
     assert json.loads(path.with_suffix(".json").read_text())["history"] == history
 
 
-def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path, capsys):
-    from reporting.ablation import main
+def ablation_main(argv):
+    from click.testing import CliRunner
+
+    from segma_bench.cli.main import cli
+    return CliRunner().invoke(cli, ["ablation", *argv])
+
+
+def test_ablation_table_reads_the_error_at_each_epoch_from_the_records(tmp_path):
     history = [{"epoch": e, "test_error": 0.5 - e / 100} for e in range(1, 31)]
     (tmp_path / "a.json").write_text(json.dumps({"history": history}))
     (tmp_path / "b.json").write_text(json.dumps({"history": history[:15]}))
     out = tmp_path / "ablation.md"
-    main(["--out", str(out), "--epochs", "10,20", f"full={tmp_path / 'a.json'}", f"short={tmp_path / 'b.json'}"])
+    assert ablation_main(["--out", str(out), "--epochs", "10,20", f"full={tmp_path / 'a.json'}",
+                          f"short={tmp_path / 'b.json'}"]).exit_code == 0
     rows = {cells[0]: cells[1:4] for line in out.read_text().splitlines() if line.startswith("| ")
             for cells in [[c.strip() for c in line.strip("|").split("|")]]}
     assert rows["full"] == ["40.00", "30.00", "20.00 (epoch 30)"]
     assert rows["short"] == ["40.00", "—", "35.00 (epoch 15)"]  # not run that far: no number made up
     before = out.read_bytes()
-    with pytest.raises(SystemExit) as stopped:
-        main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])
-    assert stopped.value.code == 2 and "missing.json does not exist" in capsys.readouterr().err
+    result = ablation_main(["--out", str(out), f"x={tmp_path / 'missing.json'}"])
+    assert result.exit_code == 2 and "missing.json does not exist" in result.output
     assert out.read_bytes() == before  # the table made before is left as it was
 
 
@@ -167,16 +180,15 @@ def test_the_committed_ablation_table_renders_byte_for_byte_from_its_command(tmp
     import shlex
     from pathlib import Path
 
-    from reporting.ablation import main
     repo = Path(__file__).resolve().parents[1]
     committed = repo / "results" / "segma_mnist_ablation.md"
     if not committed.exists():
         pytest.skip("no committed ablation table")
     command = committed.read_text().rsplit("Rendered by `", 1)[1].rsplit("`.", 1)[0]
-    argv = shlex.split(command)[3:]                          # drop `python -m reporting.ablation`
+    argv = shlex.split(command)[3:]                          # drop `python cli.py ablation`
     out_index = argv.index("--out") + 1
     argv[out_index] = str(tmp_path / "again.md")
     monkeypatch.chdir(repo)
-    main(argv)
+    assert ablation_main(argv).exit_code == 0
     rendered = (tmp_path / "again.md").read_text().replace(str(tmp_path / "again.md"), "results/segma_mnist_ablation.md")
     assert rendered == committed.read_text()

@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-import methods
-from datasets.base import ImageDataset, Protocol
-from datasets.splits import labeled_indices, load_indices
-from training import CheckpointError, NonFiniteLossError, RunMismatchError, RunSpec, load_trained, train
-from training.batches import epoch_batches, labeled_slices, steps_per_epoch
+import segma_bench.methods as methods
+from segma_bench.datasets.base import ImageDataset, Protocol
+from segma_bench.datasets.splits import labeled_indices, load_indices
+from segma_bench.evaluation.classification import train
+from segma_bench.training import CheckpointError, NonFiniteLossError, RunMismatchError, RunSpec, load_trained
+from segma_bench.training.batches import epoch_batches, labeled_slices, steps_per_epoch
 
 SMALL = {"hidden": (32,)}  # a tuple on purpose: config.json stores it as a list, resume must still match
 
@@ -23,9 +24,10 @@ def model_state(run_dir):
 
 
 def assert_same_tensors(a, b):
+    """Equal keys and bit-identical tensors, wherever each lives (a GPU model against a checkpoint on the CPU)."""
     assert a.keys() == b.keys()
     for key in a:
-        assert torch.equal(a[key], b[key]), key
+        assert torch.equal(a[key].cpu(), b[key].cpu()), key
 
 
 def without_seconds(history):
@@ -63,9 +65,10 @@ def test_protocol_defaults_fill_the_run_spec(tmp_path, fake_data):
     assert (saved["num_labeled"], saved["unlabeled_batch_size"], saved["labeled_batch_size"]) == (6, 10, 6)
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, fake_data):
+@pytest.mark.device  # on a GPU where one is visible: resuming there is bit-identical too
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, fake_data, device_under_test):
     straight = tmp_path / "straight"
-    train(spec(), straight, data=fake_data)
+    train(spec(device=str(device_under_test)), straight, data=fake_data)
 
     resumed = tmp_path / "resumed"
 
@@ -73,11 +76,11 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, fake_da
         if (epoch, step) == (1, 2):
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train(spec(), resumed, data=fake_data, on_step=crash)
+        train(spec(device=str(device_under_test)), resumed, data=fake_data, on_step=crash)
     assert model_state(resumed)["epoch"] == 1  # the end of the first epoch, nothing of the second
     assert json.loads((resumed / "metrics.json").read_text())["epochs_completed"] == 1
 
-    metrics = train(spec(), resumed, data=fake_data)
+    metrics = train(spec(device=str(device_under_test)), resumed, data=fake_data)
     a, b = model_state(straight), model_state(resumed)
     assert b["epoch"] == 3
     assert_same_tensors(a["model"], b["model"])
@@ -86,7 +89,9 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, fake_da
         assert_same_tensors(sa, sb)
     assert without_seconds(metrics["history"]) == without_seconds(a["history"])
     assert "resumed from the end of epoch 1" in (resumed / "train.log").read_text()
-    _, _, method = load_trained(resumed, data=fake_data)
+    assert {h["device"] for h in metrics["history"]} == {str(b["device"])} and b["device"].startswith(device_under_test.type)
+    _, _, method = load_trained(resumed, data=fake_data, device=str(device_under_test))
+    assert method.device.type == device_under_test.type
     assert_same_tensors(method.state_dict(), a["model"])
 
 
@@ -104,16 +109,16 @@ def test_each_epoch_records_the_torch_threads_it_ran_with(tmp_path, fake_data):
 
 
 def test_cpu_training_flushes_denormals_records_it_and_restores_the_mode(tmp_path, fake_data, monkeypatch):
-    from training.denormals import denormals_flushed
+    from segma_bench.training.denormals import denormals_flushed
     before = denormals_flushed()
     during = []
 
     def look(epoch, step):
         during.append((epoch, denormals_flushed()))
-    train(spec(epochs=1), tmp_path / "run", data=fake_data, on_step=look)
+    train(spec(epochs=1, device="cpu"), tmp_path / "run", data=fake_data, on_step=look)  # flushing is a CPU mode
     assert denormals_flushed() == before  # the process's own mode is back after training
     monkeypatch.setenv("SEGMA_FLUSH_DENORMAL", "0")  # the runs made before the switch: denormals kept
-    metrics = train(spec(epochs=2), tmp_path / "run", data=fake_data, on_step=look)
+    metrics = train(spec(epochs=2, device="cpu"), tmp_path / "run", data=fake_data, on_step=look)
     assert {flushed for epoch, flushed in during if epoch == 0} == {True}
     assert {flushed for epoch, flushed in during if epoch == 1} == {False}
     assert [h["denormals_flushed"] for h in metrics["history"]] == [True, False]
@@ -122,7 +127,7 @@ def test_cpu_training_flushes_denormals_records_it_and_restores_the_mode(tmp_pat
 # Two intra-op threads in a fresh interpreter: the pytest process runs one thread and its pool already exists.
 THREADS_CREATED_BEFORE_THE_FLUSH = """
 import warnings, torch
-from training.denormals import calling_thread_flushes, denormal_mode, denormals_flushed
+from segma_bench.training.denormals import calling_thread_flushes, denormal_mode, denormals_flushed
 torch.set_num_threads(2)
 torch.randn(1 << 20).sum()  # the first parallel operation creates the other thread, which keeps denormals
 with warnings.catch_warnings(record=True) as caught:
@@ -132,7 +137,7 @@ with warnings.catch_warnings(record=True) as caught:
 """
 FLUSH_FOR_PROCESS_FIRST = """
 import torch
-from training.denormals import denormals_flushed, flush_for_process
+from segma_bench.training.denormals import denormals_flushed, flush_for_process
 torch.set_num_threads(2)
 print(flush_for_process("cpu"), end=" ")
 torch.randn(1 << 20).sum()
@@ -163,16 +168,16 @@ def test_flush_for_process_before_the_first_operation_reaches_every_thread():
 
 
 def test_cli_train_sets_the_process_mode_before_training(monkeypatch, tmp_path, make_fake):
-    import datasets
-    import training
-    import training.denormals
     from click.testing import CliRunner
 
-    from cli import cli
+    import segma_bench.datasets as datasets
+    import segma_bench.evaluation.classification as classification
+    import segma_bench.training as training
+    from segma_bench.cli.main import cli
     monkeypatch.setitem(datasets.DATASETS, "fake-cli", lambda root, cache_dir: make_fake(name="fake-cli"))
     order = []
     monkeypatch.setattr(training.denormals, "flush_for_process", lambda device: order.append(("flush", device)))
-    monkeypatch.setattr(training, "train", lambda spec, run_dir: order.append("train") or
+    monkeypatch.setattr(classification, "train", lambda spec, run_dir, **hooks: order.append("train") or
                         {"epochs_completed": 0, "test_error": None})
     result = CliRunner().invoke(cli, ["train", "--method", "segma", "--dataset", "fake-cli", "--device", "cpu",
                                       "--run-dir", str(tmp_path / "run")])
@@ -181,7 +186,7 @@ def test_cli_train_sets_the_process_mode_before_training(monkeypatch, tmp_path, 
 
 
 def test_denormal_mode_flushes_inside_the_block_only():
-    from training.denormals import denormal_mode, denormals_flushed
+    from segma_bench.training.denormals import denormal_mode, denormals_flushed
     before = denormals_flushed()
     tiny = torch.full((8,), 1e-30)
     with pytest.raises(RuntimeError):
@@ -195,7 +200,7 @@ def test_denormal_mode_flushes_inside_the_block_only():
 
 
 def test_records_copy_what_each_epoch_logged_about_how_it_ran():
-    from reporting.reproduce import execution_by_epoch
+    from segma_bench.reporting.cell import execution_by_epoch
     history = [{"epoch": 1}, {"epoch": 2, "threads": 1}, {"epoch": 3, "threads": 2, "denormals_flushed": True}]
     assert execution_by_epoch(history) == {"torch_threads_by_epoch": [None, 1, 2],
                                            "denormals_flushed_by_epoch": [None, None, True]}
@@ -217,10 +222,11 @@ def test_rerunning_a_finished_run_trains_nothing(tmp_path, fake_data):
     assert more["epochs_completed"] == 3 and more["history"][:2] == first["history"]
 
 
-def test_same_seed_same_weights_different_seed_differs(tmp_path, fake_data):
+@pytest.mark.device  # on a GPU where one is visible: the CUDA policy (core/devices.py) keeps a seed's bits there too
+def test_same_seed_same_weights_different_seed_differs(tmp_path, fake_data, device_under_test):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train(spec(seed=seed, epochs=2), tmp_path / name, data=fake_data)
+        train(spec(seed=seed, epochs=2, device=str(device_under_test)), tmp_path / name, data=fake_data)
         runs[name] = model_state(tmp_path / name)["model"]
     assert_same_tensors(runs["a"], runs["b"])
     assert not torch.equal(runs["a"]["encoder.1.0.weight"], runs["c"]["encoder.1.0.weight"])
@@ -274,7 +280,7 @@ def test_a_guard_checking_every_few_steps_keeps_the_same_promise(tmp_path, fake_
                                                                  found_by):
     """As on a GPU: the guard looks every 4 steps and before saving; a NaN at any step still stops the
     run, names its step, and leaves the previous checkpoint as it was."""
-    from training import guard
+    from segma_bench.training import guard
     monkeypatch.setitem(guard.CHECK_EVERY, "cpu", 4)
     run_dir = tmp_path / "run"
     train(spec(epochs=1), run_dir, data=fake_data)  # 6 steps per epoch
@@ -298,7 +304,7 @@ def test_a_guard_checking_every_few_steps_keeps_the_same_promise(tmp_path, fake_
 
 
 def test_checking_every_few_steps_does_not_change_training(tmp_path, fake_data, monkeypatch):
-    from training import guard
+    from segma_bench.training import guard
     train(spec(epochs=2), tmp_path / "every-step", data=fake_data)
     monkeypatch.setitem(guard.CHECK_EVERY, "cpu", 4)
     train(spec(epochs=2), tmp_path / "every-4", data=fake_data)
@@ -398,6 +404,6 @@ def test_unlabeled_batches_cover_the_pool_once_per_epoch():
 
 
 def test_loading_an_untrained_run_says_so(tmp_path):
-    from training.checkpoint import CheckpointError, load_checkpoint
+    from segma_bench.training.checkpoint import CheckpointError, load_checkpoint
     with pytest.raises(CheckpointError, match="has not finished an epoch yet"):
         load_checkpoint(tmp_path / "checkpoint.pt")

@@ -1,0 +1,1 @@
+"""The command line: the only layer that speaks click and turns known failures into one line."""

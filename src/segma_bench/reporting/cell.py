@@ -1,0 +1,117 @@
+"""One cell of a table (a method, dataset and seed): choose or train its run, evaluate it, write its record.
+`reproduce` runs cells here or in worker processes (launch.py); both call reproduce_cell."""
+import time
+from pathlib import Path
+
+import segma_bench.methods as methods
+from segma_bench.evaluation.classification import train
+from segma_bench.evaluation.metric_names import PRC_OF_FID
+from segma_bench.training import RunSpec, load_trained
+from segma_bench.training.loop import resolve_protocol
+from segma_bench.training.run_folder import read_run_metrics
+
+from .guards import check_record_replacement
+from .paper_reference import PAPER_TABLES
+from .results import KID_OF_FID, read_record, record_identity, record_path, software_versions, write_record
+from .run_reuse import completed_epochs, find_reusable_run
+
+
+def table_methods(table):
+    return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
+
+
+def trained_further(run_dir, record, metric):
+    """True when the run has more epochs than the checkpoint a stored metric was computed from (its
+    metric is then stale). A deleted run folder keeps the stored results."""
+    metrics_file = Path(run_dir) / "metrics.json"
+    if not metrics_file.exists():
+        return False
+    epochs = read_run_metrics(run_dir)["epochs_completed"]
+    return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
+
+
+# What each epoch logged about how it ran (a run's bits depend on it), and the record field it is copied to.
+EXECUTION_BY_EPOCH = {"threads": "torch_threads_by_epoch", "denormals_flushed": "denormals_flushed_by_epoch",
+                      "device": "device_by_epoch"}
+
+
+def execution_by_epoch(history):
+    """{"torch_threads_by_epoch": [...], "denormals_flushed_by_epoch": [...]}, each where the run logged it
+    (epochs made before a field existed: None; runs made before it entirely: no key)."""
+    logged = {field: [h.get(key) for h in history] for key, field in EXECUTION_BY_EPOCH.items()}
+    return {field: values for field, values in logged.items() if any(v is not None for v in values)}
+
+
+def wanted_metrics(metric):
+    """The table's metric and the KID computed from the same images."""
+    return {metric, KID_OF_FID[metric]} if metric in KID_OF_FID else {metric}
+
+
+def lacks_precision_recall(record, run_dir, metric):
+    """True when a record's image metric has no precision and recall beside it (it predates them) and its run
+    folder is still here to evaluate them from. A record whose folder is gone keeps what it has: its table
+    says "not computed" rather than retraining the run for them."""
+    if metric not in PRC_OF_FID or set(PRC_OF_FID[metric]) <= set(record.get("metrics", {})):
+        return False
+    return (Path(run_dir) / "checkpoint.pt").is_file()
+
+
+def choose_run(spec, data, own_dir, budget, options):
+    """(run folder, reused?): a run with this identity and at least the budget's epochs, found under the
+    runs root, where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
+    resolved = resolve_protocol(spec, data, methods.get_method(spec.method))
+    if budget.reuse_runs:
+        found, _ = find_reusable_run(options["runs_root"], resolved.identity(), resolved.epochs)
+        if found is not None:
+            return found, Path(found).resolve() != Path(own_dir).resolve(), resolved.epochs
+    return own_dir, False, resolved.epochs
+
+
+def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
+    path = record_path(options["results_dir"], budget.name, dataset, method, seed)
+    record = read_record(path) or {}
+    own_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
+    wanted = wanted_metrics(metric)
+    if (wanted <= set(record.get("metrics", {})) and not options.get("recompute")
+            and not trained_further(record.get("run_dir", own_dir), record, metric)
+            and not lacks_precision_recall(record, record.get("run_dir", own_dir), metric)):
+        log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
+        return
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
+                   device=options["device"], progress=options["progress"])
+    run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options)
+    planned = max(budget_epochs, completed_epochs(run_dir))
+    check_record_replacement(path, record, planned, options.get("force", False))  # before any training
+    if reused:
+        log(f"{dataset}/{method}/seed{seed}: evaluating {run_dir} ({completed_epochs(run_dir)} epochs), not retraining")
+        training = read_run_metrics(run_dir)
+    else:
+        training = train(spec, run_dir, data=data)
+    spec, data, model = load_trained(run_dir, data=data, device=options["device"])
+    from segma_bench.evaluation.harness import evaluate  # imports the FID stack only when a cell is evaluated
+    extractor = extractor_factory() if metric != "test_error" else None
+    started = time.time()
+    metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options["cache_dir"], seed)
+    record.setdefault("metrics", {}).update(metrics)
+    record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
+    # a record holds several tables' metrics, each computed by its own call; "command" is only the latest
+    record.setdefault("command_by_metric", {})[metric] = options.get("command")
+    record.setdefault("protocol", {}).update(protocol)
+    record.update({
+        "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
+        "run_reused": reused, "budget_epochs": budget_epochs, "data_source": data.source,
+        "command": options.get("command"),
+        "table_variant": type(model).table_variant,
+        **record_identity(type(model), dataset),  # display name and paper length, for the table
+        **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),
+        "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
+        "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],
+                     "test_error_by_epoch": [h["test_error"] for h in training["history"]],
+                     **execution_by_epoch(training["history"]),
+                     # the device, GPU model, CUDA/cuDNN versions and TF32 state of the session that trained last
+                     **({"execution": training["execution"]} if training.get("execution") else {})},
+        "versions": software_versions()})
+    record.setdefault("timing", {})[f"evaluate_{metric}_seconds"] = round(time.time() - started, 1)
+    write_record(path, record)
+    log(f"{dataset}/{method}/seed{seed}: {metric} = {metrics[metric]} -> {path}")
+

@@ -1,0 +1,175 @@
+"""Training curves: test error (and optionally the loss terms) against pass, for one or more runs, as a PNG.
+
+    python cli.py curves results/segma_mnist_long_run.json runs/mnist/segma/seed0 --out curve.png
+
+A source is a run folder (its metrics.json), a run's metrics.json or `report`'s JSON (`history`: one record
+per pass, with the test error and the loss terms), or a table cell's record (results/runs/**.json:
+`training.test_error_by_epoch`, no loss terms). The paper's test error (Table II) is a dashed horizontal line:
+--paper VALUE, else looked up by the runs' method and dataset.
+
+Drawn with matplotlib (Agg, no display needed): axes, ticks, a legend. The PIL grids of figures/ show images;
+a plot with scales and a legend is matplotlib's job."""
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segma_bench.core.errors import BadValueError
+
+from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
+
+# What a history record holds besides the loss terms.
+NOT_LOSS_TERMS = {"epoch", "seconds", "threads", "denormals_flushed", "test_error"}
+DEFAULT_SIZE = (900, 500)
+DEFAULT_DPI = 100
+
+
+@dataclass
+class Curve:
+    label: str
+    source: str
+    method: str = None
+    dataset: str = None
+    epochs: list = field(default_factory=list)
+    test_error: list = field(default_factory=list)    # percent, None for passes without one
+    losses: dict = field(default_factory=dict)        # term -> per-pass mean
+
+    def has_test_error(self):
+        return any(value is not None for value in self.test_error)
+
+
+# ---------------------------------------------------------------- reading runs and records
+
+def load_curve(source, label=None):
+    """The curve of a run folder, metrics.json, `report` JSON or table cell record; refuses (one line) a source
+    without any test error."""
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "metrics.json").is_file():
+            raise BadValueError(f"{source}: a folder without metrics.json (not a run folder)")
+        path = path / "metrics.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadValueError(f"{source}: no such file or folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadValueError(f"{source}: not a JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise BadValueError(f"{source}: not a run's metrics nor a table cell record")
+    label = label or default_label(Path(source))
+    if isinstance(data.get("history"), list):
+        curve = history_curve(data, str(source), label)
+    elif isinstance(data.get("training", {}).get("test_error_by_epoch"), list):
+        curve = cell_curve(data, str(source), label)
+    else:
+        raise BadValueError(f"{source}: neither a run's metrics (`history`) nor a table cell record "
+                            "(`training.test_error_by_epoch`)")
+    if not curve.has_test_error():
+        what = f"{DISPLAY_NAMES.get(curve.method, curve.method)} has no classifier" if curve.method else "none recorded"
+        raise BadValueError(f"{source}: no test error in any of its {len(curve.epochs)} passes ({what}); nothing to plot")
+    return curve
+
+
+def default_label(path):
+    """A record's file name without .json; a run folder's last three parts (method/seed under the dataset)."""
+    if path.is_dir():
+        return "/".join(path.resolve().parts[-3:])
+    return path.parent.name if path.name == "metrics.json" else path.stem
+
+
+def percent(value):
+    return None if value is None else 100.0 * value
+
+
+def history_curve(data, source, label):
+    history = data["history"]
+    terms = sorted({key for record in history for key, value in record.items()
+                    if key not in NOT_LOSS_TERMS and isinstance(value, (int, float)) and not isinstance(value, bool)})
+    return Curve(label=label, source=source, method=data.get("method"), dataset=data.get("dataset"),
+                 epochs=[record.get("epoch", i + 1) for i, record in enumerate(history)],
+                 test_error=[percent(record.get("test_error")) for record in history],
+                 losses={term: [record.get(term) for record in history] for term in terms})
+
+
+def cell_curve(data, source, label):
+    errors = data["training"]["test_error_by_epoch"]
+    return Curve(label=label, source=source, method=data.get("method"), dataset=data.get("dataset"),
+                 epochs=list(range(1, len(errors) + 1)), test_error=[percent(e) for e in errors])
+
+
+def paper_lines(curves, paper=None):
+    """[(value %, label)] of the horizontal lines: --paper, else Table II's value for each of the curves'
+    (method, dataset) pairs that the paper has."""
+    if paper is not None:
+        return [(paper, f"paper: {paper:.2f}%")]
+    table = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
+    lines = []
+    for method, dataset in sorted({(c.method, c.dataset) for c in curves if c.method}, key=str):
+        value = table.get(method, {}).get(dataset)
+        if value is not None:
+            lines.append((value, f"paper: {DISPLAY_NAMES.get(method, method)} {value:.2f}%"))
+    return lines
+
+
+# ---------------------------------------------------------------- drawing
+
+def plot_curves(curves, out, paper=None, losses=False, title=None, size=DEFAULT_SIZE, dpi=DEFAULT_DPI, log_x=False):
+    """Write the PNG (size in pixels) and return its path. losses: a second panel with each loss term."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise BadValueError("no curves to plot")
+    width, height = size
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, 1, sharex=True, height_ratios=[3, 2]) if losses else [figure.subplots()]
+    colours = [f"C{i % 10}" for i in range(len(curves))]
+    error_axes = axes[0]
+    for curve, colour in zip(curves, colours):
+        points = [(e, v) for e, v in zip(curve.epochs, curve.test_error) if v is not None]
+        last_epoch, last = points[-1]
+        error_axes.plot([e for e, _ in points], [v for _, v in points], color=colour, linewidth=1.2,
+                        label=f"{curve.label} ({last:.2f}% at {last_epoch})")
+    for i, (value, label) in enumerate(paper_lines(curves, paper)):
+        error_axes.axhline(value, color="black", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=label)
+    error_axes.set_ylabel("test error (%)")
+    error_axes.grid(True, alpha=0.3)
+    error_axes.legend(fontsize="small", loc="upper right")
+    error_axes.set_title(title or "Test error against pass")
+    if losses:
+        draw_losses(axes[1], curves, colours)
+    axes[-1].set_xlabel("pass (epoch)")
+    if log_x:
+        axes[-1].set_xscale("log")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=dpi, metadata={"Software": None})  # no version stamp: same inputs, same bytes
+    return out
+
+
+def draw_losses(axes, curves, colours):
+    """Each curve's loss terms, one colour per curve and one line style per term, on a symmetric log scale
+    (terms differ by orders of magnitude and some, e.g. log_cw, are negative)."""
+    styles = ["-", "--", ":", "-."]
+    terms = sorted({term for curve in curves for term in curve.losses})
+    if not terms:
+        axes.text(0.5, 0.5, "no loss terms in these records", ha="center", va="center", transform=axes.transAxes)
+    for curve, colour in zip(curves, colours):
+        for term, values in curve.losses.items():
+            points = [(e, v) for e, v in zip(curve.epochs, values) if v is not None and math.isfinite(v)]
+            axes.plot([e for e, _ in points], [v for _, v in points], color=colour,
+                      linestyle=styles[terms.index(term) % len(styles)], linewidth=1,
+                      label=f"{curve.label}: {term}" if len(curves) > 1 else term)
+    axes.set_yscale("symlog")
+    axes.set_ylabel("loss terms (per-pass mean)")
+    axes.grid(True, alpha=0.3)
+    if terms:
+        axes.legend(fontsize="x-small", loc="upper right", ncol=2)
+
+
+def caption(curves, command):
+    """The text beside the PNG (OUT.txt): what is drawn, from which files, and the command that drew it."""
+    sources = "; ".join(f"{c.label}: `{c.source}`" for c in curves)
+    return (f"Test error (%) on the full test set after every pass, for {sources}. Dashed: the paper's "
+            f"test error (Table II). Made by `{command}`.\n")

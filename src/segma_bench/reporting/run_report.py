@@ -1,0 +1,64 @@
+"""A run folder's training record as markdown (and its metrics.json copied beside it), for results/."""
+from pathlib import Path
+
+from tabulate import tabulate
+
+from segma_bench.core.storage import atomic_write_json, atomic_write_text
+from segma_bench.training.run_folder import read_run_config, read_run_metrics
+
+
+def train_command(run, epochs, run_dir):
+    """The `train` call that makes (and, run again, resumes) this run: its epochs, recipe, labeled subset,
+    overrides and folder."""
+    import segma_bench.methods as methods
+    overrides = "".join(f" --set {key}={value}" for key, value in run["overrides"].items())
+    recipe = run.get("recipe", "")
+    # name the labeled subset only where it is not what the recipe (or the default) implies
+    implied = methods.get_method(run["method"]).recipe(recipe, run["dataset"]).labeled_subset if recipe else "balanced"
+    labeled = run.get("labeled_subset", "balanced")
+    return (f"python cli.py train --method {run['method']} --dataset {run['dataset']} --seed {run['seed']} "
+            f"--epochs {epochs}" + (f" --recipe {recipe}" if recipe else "")
+            + (f" --labeled {labeled}" if labeled != implied else "") + f"{overrides} --run-dir {run_dir}")
+
+
+def render_run_report(run_dir, command):
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    metrics = read_run_metrics(run_dir)
+    run = config["run"]
+    history = metrics["history"]
+    rows = [[h["epoch"], "—" if h.get("test_error") is None else f"{100 * h['test_error']:.2f}",
+             f"{h['loss']:.3f}", f"{h['seconds']:.0f}"] for h in history]
+    best = min((h for h in history if h.get("test_error") is not None), key=lambda h: h["test_error"], default=None)
+    lines = [f"# {run['method']} on {run['dataset']}, seed {run['seed']}: training record", "",
+             f"Run folder `{run_dir}`; {metrics['epochs_completed']} of {metrics['epochs_planned']} planned epochs; "
+             f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it.",
+             f"Recipe: {run.get('recipe') or 'none'}; labeled subset: {run.get('labeled_subset', 'balanced')}; "
+             f"settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
+             "docs/protocol.md); versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", ""]
+    if best:
+        lines += [f"Last test error {100 * history[-1]['test_error']:.2f}% (epoch {history[-1]['epoch']}); "
+                  f"lowest {100 * best['test_error']:.2f}% (epoch {best['epoch']}). Test error: argmax of the "
+                  "method's class posterior (Eq. 7 for SeGMA) over the whole test set after each epoch.", ""]
+    lines += [tabulate(rows, headers=["epoch", "test error %", "loss", "seconds"], tablefmt="github",
+                       disable_numparse=True), "", f"Produced by `{command}` from the run made by "
+              f"`{train_command(run, metrics['epochs_planned'], run_dir)}`"
+              + " (offline add --data-root DIR; the same command again resumes the run)."]
+    return "\n".join(lines) + "\n", metrics
+
+
+def record_of(run_dir, metrics, command):
+    """The JSON twin: the run's metrics (per-epoch history) with the protocol that made them: the run's
+    config.json (identity: method, dataset, seed, recipe, labeled subset, overrides; the method's full
+    settings; data spec and source; versions), its folder and the commands."""
+    config = read_run_config(run_dir)
+    return {**metrics, "config": config, "run_dir": str(run_dir), "command": command,
+            "train_command": train_command(config["run"], metrics["epochs_planned"], run_dir)}
+
+
+def write_run_report(run_dir, out_markdown, command):
+    text, metrics = render_run_report(run_dir, command)
+    out_markdown = Path(out_markdown)
+    atomic_write_text(out_markdown, text)
+    atomic_write_json(out_markdown.with_suffix(".json"), record_of(Path(run_dir), metrics, command))
+    return out_markdown, text

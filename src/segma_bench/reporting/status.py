@@ -1,0 +1,119 @@
+"""results/README.md: where the suite stands against the paper, in one screen, made from the files in
+results/ alone (so it is never out of step with them):
+
+    python cli.py status            # writes results/README.md
+
+One line per paper cell (table, model, dataset) with our best paper-comparable number: the lowest mean
+over the budgets marked paper_comparable (reporting/budgets.py), with its budget and records; then the
+single long training runs' test errors (results/*.json, same test protocol, one seed each); then links
+to every table, figure and record."""
+import json
+from pathlib import Path
+
+from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
+from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
+from .results import aggregate, load_records
+from .tables import DATASET_TITLES, format_value
+
+TEST_ERROR_PAPER = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
+METRIC_TITLES = {"test_error": "test error %", "sample_fid": "sample FID", "interpolation_fid": "interpolation FID"}
+
+
+def cell_lines(results_dir):
+    lines = []
+    for table, spec in PAPER_TABLES.items():
+        metric = spec["metric"]
+        for (_, method), paper in spec["rows"]:
+            for dataset, reference in paper.items():
+                best = best_comparable(results_dir, metric, method, dataset)
+                if best is None:
+                    continue
+                budget, mean, std, n = best
+                scale = 100.0 if metric == "test_error" else 1.0
+                lines.append(f"| {table} | {DISPLAY_NAMES.get(method, method)} | {DATASET_TITLES[dataset]} | "
+                             f"{METRIC_TITLES[metric]} | {format_value(mean, std, n, scale)} | "
+                             f"{reference:.2f} | `{budget}` | [records](runs/{budget}/) |")
+    return lines
+
+
+def best_comparable(results_dir, metric, method, dataset):
+    """(budget, mean, std, n) with the lowest mean over the paper-comparable budgets, else None."""
+    found = []
+    for name in sorted(BUDGETS):
+        if not BUDGETS[name].paper_comparable:
+            continue
+        stats = aggregate(load_records(results_dir, name))
+        cell = stats[(stats.metric == metric) & (stats.method == method) & (stats.dataset == dataset)]
+        if not cell.empty and cell.iloc[0]["n"] > 0:
+            found.append((cell.iloc[0]["mean"], name, cell.iloc[0]["std"], int(cell.iloc[0]["n"])))
+    if not found:
+        return None
+    mean, name, std, n = min(found)
+    return name, mean, std, n  # std is NaN for one seed: format_value then shows no ±
+
+
+def long_run_lines(results_dir):
+    lines = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        run = json.loads(path.read_text())
+        if run.get("test_error") is None or "epochs_completed" not in run:
+            continue
+        reference = TEST_ERROR_PAPER.get(run["method"], {}).get(run["dataset"])
+        lines.append(f"| {DISPLAY_NAMES.get(run['method'], run['method'])} | {DATASET_TITLES.get(run['dataset'])} | "
+                     f"{run['seed']} | {run['epochs_completed']} | {100 * run['test_error']:.2f} | "
+                     f"{'—' if reference is None else f'{reference:.2f}'} | [{path.stem}]({path.with_suffix('.md').name}) |")
+    return lines
+
+
+def curve_lines(results_dir):
+    """The training curves (figures/curves/*.png, drawn by `python cli.py curves`) as images, each with its
+    caption (the .txt beside it: sources and command)."""
+    pngs = sorted((Path(results_dir) / "figures" / "curves").glob("*.png"))
+    if not pngs:
+        return []
+    lines = ["", "## Training curves: test error after every pass", "",
+             "Each long run above and each `comparable` cell with a test error; dashed: the paper's value."]
+    for png in pngs:
+        about = png.with_suffix(".txt")
+        lines += ["", f"![{png.stem}](figures/curves/{png.name})"]
+        if about.is_file():
+            lines += ["", about.read_text().strip()]
+    return lines
+
+
+def render_status(results_dir="results"):
+    results_dir = Path(results_dir)
+    cells = cell_lines(results_dir)
+    tables = [f"[{name}]({name})" for name in sorted(p.name for p in results_dir.glob("table*.md"))]
+    figures = sorted(str(p.relative_to(results_dir)) for p in results_dir.glob("figures/**/*.png"))
+    budgets = ", ".join(f"`{n}`" for n in sorted(BUDGETS) if BUDGETS[n].paper_comparable)
+    headline_names = [table_file_name(t, HEADLINE_BUDGET) for t in PAPER_TABLES]
+    written = [name for name in headline_names if (results_dir / name).exists()]
+    not_written = [name for name in headline_names if name not in written]
+    headline = ", ".join(f"[{name}]({name})" for name in written) or "none yet"
+    if not_written:  # a table file appears once its budget has a record for it
+        headline += f" (not written yet: {', '.join(not_written)})"
+    lines = ["# Where the suite stands against the SeGMA paper", "",
+             f"Made by `python cli.py status` from the files in this folder. Paper-comparable budgets: "
+             f"{budgets} (10,000 images per FID and KID; training lengths in reporting/budgets.py and in each "
+             f"table's footnote). Headline tables: {headline}.",
+             "", "## Best paper-comparable number per cell (mean ± std over seeds)", ""]
+    if cells:
+        lines += ["| table | model | dataset | metric | ours | paper | budget | records |",
+                  "|---|---|---|---|---|---|---|---|", *cells]
+    else:
+        lines += ["None yet: no records of a paper-comparable budget are committed "
+                  "(`python cli.py reproduce --table N --budget comparable --dataset mnist` makes them)."]
+    lines += ["", "## Single long training runs: test error after the last epoch (full test set, 100 labels)", "",
+              "One seed each; each record names its settings (some are ablations) and the command that made it.", "",
+              "| model | dataset | seed | epochs | test error % | paper | record |", "|---|---|---|---|---|---|---|",
+              *long_run_lines(results_dir),
+              *curve_lines(results_dir),
+              "", "## Everything here", "",
+              f"- Tables: {', '.join(tables) or 'none'} (`tableN.md`: budget `comparable`; "
+              "`tableN-BUDGET.md`: other budgets; `quick` is not paper-comparable: 5 epochs, 2,000 images per FID).",
+              "- Per-cell records: " + (", ".join(f"[runs/{p.name}/](runs/{p.name}/)"
+                                                   for p in sorted((results_dir / 'runs').glob('*')) if p.is_dir())
+                                          or "none committed"),
+              f"- Figures: {', '.join(f'[{f}]({f})' for f in figures) or 'none'}."]
+    return "\n".join(lines) + "\n"

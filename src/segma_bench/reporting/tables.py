@@ -1,0 +1,302 @@
+"""Markdown tables laid out as the paper's Tables I-III: ours (mean ± std over seeds) beside the paper's,
+with KID beside every FID.
+
+The text depends only on the records it is rendered from (no clock, no command line, stable order), so
+the same records always give the same bytes (tests/test_table_files.py)."""
+import math
+import shlex
+from pathlib import Path
+
+from tabulate import tabulate
+
+from segma_bench.evaluation.metric_names import PRC_OF_FID
+
+from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
+from .results import KID_OF_FID, aggregate, load_records
+from .significance import cell_markers, table_tests
+from .significance import footnote as significance_footnote
+
+DATASET_TITLES = {"mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
+KID_SCALE = 1000  # KIDs are shown × 10³ (MNIST values are around 0.001-0.1)
+PAPER_FID_SAMPLES = 10000
+
+
+def format_value(mean, std, n, scale=1.0, with_n=True):
+    text = f"{mean * scale:.2f}"
+    if n > 1 and not math.isnan(std):
+        text += f" ± {std * scale:.2f}"
+    return f"{text} (n={n})" if with_n else text
+
+
+def cell_stats(stats, metric, method, dataset):
+    cell = stats[(stats.metric == metric) & (stats.method == method) & (stats.dataset == dataset)]
+    return None if cell.empty else cell.iloc[0]
+
+
+def table_rows(table, stats, methods_available, extra_methods, datasets, markers=None, names=None):
+    spec = PAPER_TABLES[table]
+    metric, percent = spec["metric"], spec["metric"] == "test_error"
+    kid_metric = KID_OF_FID.get(metric)
+    rows = [(variant, method, values) for (variant, method), values in spec["rows"]]
+    rows += [(variant, method, {}) for method, variant in extra_methods.items()]
+    out = []
+    for variant, method, paper in rows:
+        row = [variant, (names or {}).get(method) or DISPLAY_NAMES.get(method, method)]
+        for dataset in datasets:
+            cell = cell_stats(stats, metric, method, dataset)
+            ours_value = None
+            if cell is not None and cell["n"] == 0:
+                ours = "n/a"  # evaluated, but the method cannot produce this metric
+            elif cell is not None:
+                ours = format_value(cell["mean"], cell["std"], int(cell["n"]), 100.0 if percent else 1.0)
+                ours += (markers or {}).get((method, dataset), "")  # significance (reporting/significance.py)
+                ours_value = cell["mean"] * (100.0 if percent else 1.0)
+            else:
+                # a method with records somewhere in this table exists, loaded here or not
+                ours = "missing" if method in methods_available or method in extra_methods else "not implemented"
+            reference = paper.get(dataset)
+            row += [ours, "—" if reference is None else f"{reference:.2f}",
+                    "" if ours_value is None or reference is None else f"{ours_value - reference:+.2f}"]
+            if kid_metric:
+                kid = cell_stats(stats, kid_metric, method, dataset)
+                row.append("" if kid is None or kid["n"] == 0 else
+                           format_value(kid["mean"], kid["std"], int(kid["n"]), KID_SCALE, with_n=False))
+                row.append(precision_recall_text(stats, metric, method, dataset))
+        out.append(row)
+    return out
+
+
+def precision_recall_text(stats, metric, method, dataset):
+    """"precision / recall" (means over the cell's seeds), "not computed" where the cell's records predate
+    them, "" where the cell has no FID."""
+    fid = cell_stats(stats, metric, method, dataset)
+    if fid is None or fid["n"] == 0:
+        return ""
+    cells = [cell_stats(stats, name, method, dataset) for name in PRC_OF_FID[metric]]
+    if any(cell is None or cell["n"] == 0 for cell in cells):
+        return "not computed"
+    text = " / ".join(f"{cell['mean']:.2f}" for cell in cells)
+    n = int(min(cell["n"] for cell in cells))
+    return text if n == fid["n"] else f"{text} ({n} of {int(fid['n'])} seeds)"
+
+
+def precision_recall_notes(table, frame, datasets):
+    """Footnote lines on precision and recall: how they are computed, their real-against-real values, and
+    what "not computed" means; none for a table without images (Table II)."""
+    metric = PAPER_TABLES[table]["metric"]
+    if metric not in PRC_OF_FID or frame.empty:
+        return []
+    notes = []
+    for dataset in datasets:
+        records = list(frame[(frame.dataset == dataset) & (frame.metric == metric)]["record"])
+        if not records:
+            continue
+        with_prc = [r for r in records if set(PRC_OF_FID[metric]) <= set(r.get("metrics", {}))]
+        line = (f"- {DATASET_TITLES.get(dataset, dataset)} P / R: precision / recall (k-NN manifolds, k = 3, "
+                "Kynkäänniemi et al. 2019; evaluation/prc.py) of the same generated images' Inception features "
+                "against the same reference, mean over seeds: precision, the share of generated images inside the "
+                "real images' manifold (quality); recall, the share of real images inside the generated images' "
+                "manifold (coverage)")
+        prc = next((r["protocol"]["prc"] for r in with_prc if "prc" in r.get("protocol", {})), None)
+        if prc and prc.get("floor_precision") is not None:
+            line += (f"; real against real (the floor's images): P = {prc['floor_precision']:.2f}, "
+                     f"R = {prc['floor_recall']:.2f}")
+        if len(with_prc) < len(records):
+            line += ("; `not computed`: the cell's records were evaluated before precision and recall were added; "
+                     "`reproduce` adds them where the cell's run folder is on the machine that runs it, and does "
+                     "not retrain a run for them")
+        notes.append(line + ".")
+    return notes
+
+
+def display_names(records):
+    """{method: the name its records store for the Model column} (results.record_identity)."""
+    names = {}
+    for record in sorted(records, key=lambda r: (r["method"], r["seed"])):
+        names.setdefault(record["method"], record.get("display_name") or DISPLAY_NAMES.get(record["method"], record["method"]))
+    return names
+
+
+def paper_length(records):
+    """The paper's training length stored in a method's records (epochs), None where none is known: a plugin
+    that declares no `paper_epochs` has no paper length, whatever the dataset protocol says."""
+    return next((r["paper_epochs"] for r in sorted(records, key=lambda r: r["seed"]) if r.get("paper_epochs")), None)
+
+
+def training_length_note(records, dataset):
+    """Per method: our epochs (the runs' own, from the records) against the paper's."""
+    parts = []
+    names = display_names(records)
+    for method in sorted(names, key=lambda m: (names[m], m)):
+        mine = sorted({r["training"]["epochs"] for r in records if r["method"] == method})
+        reused = sorted({r["run_dir"] for r in records if r["method"] == method and r.get("run_reused")})
+        paper = paper_length([r for r in records if r["method"] == method])
+        budget = sorted({r["budget_epochs"] for r in records if r["method"] == method and r.get("budget_epochs")})
+        text = f"{names[method]} {'/'.join(map(str, mine))}"
+        notes = ([f"budget: at least {'/'.join(map(str, budget))}"] if budget and budget != mine else []) \
+            + ([f"paper: {paper}"] if paper else [])
+        text += f" ({'; '.join(notes)})" if notes else ""
+        if reused:
+            text += f" [runs reused: {', '.join(f'`{r}`' for r in reused)}]"
+        parts.append(text)
+    return "training length in epochs, ours (the paper's): " + "; ".join(parts)
+
+
+def extra_rows(frame, paper_methods):
+    """{method: table variant} of the methods beyond the paper's rows; the variant is what the method's
+    class declared (`table_variant`) when its cells were made, else "plugin"."""
+    extra = {}
+    for record in frame["record"]:
+        if record["method"] not in paper_methods:
+            extra[record["method"]] = record.get("table_variant", "plugin")
+    return dict(sorted(extra.items()))
+
+
+def plugin_notes(frame):
+    """Which plugin made the plugin rows (a file and its sha256, or a distribution and its version): what
+    the command needs to run again."""
+    def source(plugin):
+        if plugin.get("distribution"):
+            return f"the distribution `{plugin['distribution']}` {plugin.get('version', '')}".rstrip()
+        return f"`{plugin.get('path')}` (sha256 {str(plugin.get('sha256'))[:12]}…)"
+    sources = sorted({(r["method"], source(r["plugin"])) for r in frame["record"] if r.get("plugin")})
+    return ["", "Plugins: " + "; ".join(f"`{method}` from {where}" for method, where in sources) + "."] if sources else []
+
+
+def protocol_notes(table, frame, budget, datasets):
+    """Footnotes gathered from the records: budget, epochs against the paper's, sample counts, floors, seeds."""
+    notes = []
+    metric = PAPER_TABLES[table]["metric"]
+    for dataset in datasets:
+        records = [r for r in frame[(frame.dataset == dataset) & (frame.metric == metric)]["record"]]
+        if not records:
+            continue
+        seeds = sorted({r["seed"] for r in records})
+        line = f"- {DATASET_TITLES.get(dataset, dataset)}: budget `{budget}`, seeds {seeds}; " \
+               f"{training_length_note(records, dataset)}"
+        settings = sorted({f"{r['method']}: {k}={v}" for r in records
+                           for k, v in r.get("config", {}).get("run", {}).items()
+                           if k in ("recipe", "labeled_subset") and v}
+                          | {f"{r['method']}: {k}={v}" for r in records
+                             for k, v in r.get("config", {}).get("run", {}).get("overrides", {}).items()})
+        if settings:
+            line += f" (settings of the budget: {', '.join(settings)})"
+        fid = records[0]["protocol"].get("fid")
+        if metric != "test_error" and fid:
+            line += (f"; FID of {fid['generated_images']} generated images against {fid['reference']}; "
+                     f"floor (real against real, same count: {fid['floor']}) = {fid['floor_fid']:.2f}; "
+                     f"Inception weights sha256 {fid['weights_sha256'][:12]}…, pytorch-fid {fid['pytorch_fid_version']}")
+            kid = records[0]["protocol"].get("kid")
+            if kid:
+                line += (f"; KID × 10³: {kid['estimator']}, {kid['subsets']} subsets of {kid['subset_size']}, "
+                         f"kernel {kid['kernel']}; its floor = {kid['floor_kid'] * KID_SCALE:.2f}")
+            if fid["generated_images"] < PAPER_FID_SAMPLES:
+                line += ". **FIDs not comparable with the paper's**, which used 10,000 images: FID is biased " \
+                        "upward at small sample counts (compare with the floor); KID is unbiased"
+        if metric == "test_error":
+            line += f"; {records[0]['protocol']['test_error']}"
+        notes.append(line + ".")
+    return notes
+
+
+def compute_note(frame, table):
+    """The compute the cells of this table took, summed from their records (not this command's wall time)."""
+    metric = PAPER_TABLES[table]["metric"]
+    records = {(r["dataset"], r["method"], r["seed"]): r for r in frame[frame.metric == metric]["record"]}
+    train = sum(r["training"]["train_seconds"] for r in records.values())
+    evaluation = sum(r.get("timing", {}).get(f"evaluate_{metric}_seconds", 0.0) for r in records.values())
+    return f"Recorded compute for these cells: training {train / 60:.1f} min, evaluation {evaluation / 60:.1f} min."
+
+
+def datasets_with_records(frame, table):
+    metric = PAPER_TABLES[table]["metric"]
+    present = set(frame[frame.metric == metric].dataset) if not frame.empty else set()
+    return [d for d in DATASETS if d in present] + sorted(present - set(DATASETS))
+
+
+DEFAULT_RESULTS_DIR = "results"
+
+
+def results_dir_shown(results_dir):
+    """How the footnote names the results folder: None for the default (`results` here), else as given."""
+    return None if Path(results_dir).resolve() == Path(DEFAULT_RESULTS_DIR).resolve() else str(results_dir)
+
+
+def plugin_loads(records):
+    """What SEGMA_PLUGINS must hold for a command to load the plugins that made `records`: each plugin file
+    (relative to this folder where it lies under it) or module; installed distributions load by themselves."""
+    loads = set()
+    for plugin in (r["plugin"] for r in records if r.get("plugin")):
+        if plugin.get("distribution"):
+            continue
+        if plugin.get("module"):
+            loads.add(plugin["module"])
+        elif plugin.get("path"):
+            path = Path(plugin["path"])
+            try:
+                loads.add(str(path.relative_to(Path.cwd())))
+            except ValueError:
+                loads.add(str(path))
+    return sorted(loads)
+
+
+def footnote_commands(table, budget, results_dir, frame, datasets, all_datasets):
+    """The "Made by" and "rendered again" sentence: every option the table was made with (methods beyond the
+    table's own, seeds other than the budget's, datasets, results folder, the plugins to load), read from the
+    records, so that the command run as written makes this table again, plugin rows included."""
+    from .budgets import BUDGETS
+    metric = PAPER_TABLES[table]["metric"]
+    records = list(frame[frame.metric == metric]["record"]) if not frame.empty else []
+    own = [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
+    present = {r["method"] for r in records}
+    method_options = [] if not records or present == set(own) else \
+        [f"--method {shlex.quote(m)}" for m in [m for m in own if m in present] + sorted(present - set(own))]
+    seeds = max((r["seed"] for r in records), default=-1) + 1
+    default_seeds = BUDGETS[budget].default_seeds if budget in BUDGETS else None
+    seed_options = [f"--seeds {seeds}"] if records and seeds != default_seeds else []
+    shown = results_dir_shown(results_dir)
+    dir_options = [f"--results-dir {shlex.quote(shown)}"] if shown else []
+    loads = plugin_loads(records)
+    prefix = f"SEGMA_PLUGINS={shlex.quote(':'.join(loads))} " if loads else ""  # the command must load them to re-run
+    reproduce = " ".join([f"{prefix}python cli.py reproduce --table {table} --budget {budget}", *method_options,
+                          *seed_options, *(f"--dataset {d}" for d in datasets), *dir_options])
+    table_options = [] if list(datasets) == list(all_datasets) else [f"--dataset {d}" for d in datasets]
+    again = " ".join([f"python cli.py table --table {table} --budget {budget}", *table_options, *dir_options])
+    return (f"Made by `{reproduce}` (it trains and evaluates only what is missing); rendered again from the records "
+            f"in `{shown or DEFAULT_RESULTS_DIR}/runs/{budget}/` by `{again}`.")
+
+
+def render(table, results_dir, budget, methods_available, datasets=None):
+    """The table's markdown. datasets: its columns; default, those with records for this table."""
+    frame = load_records(results_dir, budget)
+    metric = PAPER_TABLES[table]["metric"]
+    all_datasets = datasets_with_records(frame, table)
+    datasets = list(datasets or all_datasets)
+    if not frame.empty:
+        frame = frame[frame.dataset.isin(datasets)]
+    stats = aggregate(frame)
+    tests = table_tests(frame, table, datasets)
+    paper_methods = {m for (_, m), _ in PAPER_TABLES[table]["rows"]}
+    extra = extra_rows(frame[frame.metric == metric], paper_methods) if not frame.empty else {}
+    kid = metric in KID_OF_FID
+    headers = ["Variant", "Model"]
+    for dataset in datasets:
+        name = DATASET_TITLES.get(dataset, dataset)
+        headers += [f"{name} {'FID ' if kid else ''}ours", f"{name} paper", "Δ"]
+        headers += [f"{name} KID × 10³ ours", f"{name} P / R ours"] if kid else []
+    names = display_names(frame["record"]) if not frame.empty else {}
+    body = tabulate(table_rows(table, stats, methods_available, extra, datasets, cell_markers(tests), names), headers=headers,
+                    tablefmt="github", disable_numparse=True)  # keep our formatting (12.70, +0.30)
+    lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
+             "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
+             "Paper: the SeGMA paper's published value (reporting/paper_reference.py); the paper reports no KID. "
+             "`missing`: implemented but not run at this budget; `not implemented`: no such method in the suite; "
+             "`n/a`: the method cannot give this metric (no classifier).",
+             "", "Protocol:", *protocol_notes(table, frame, budget, datasets)]
+    lines += precision_recall_notes(table, frame, datasets)
+    lines += significance_footnote(tests, {**DISPLAY_NAMES, **names}, DATASET_TITLES)
+    if not frame.empty:
+        lines += ["", compute_note(frame, table)]
+        lines += plugin_notes(frame[frame.metric == metric])
+    lines += ["", footnote_commands(table, budget, results_dir, frame, datasets, all_datasets)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,84 @@
+"""Statistics of a set of long runs against the paper's value, on hand-made histories."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from segma_bench.cli.main import cli
+from segma_bench.core.errors import BadValueError
+from segma_bench.reporting.long_runs import RunCurve, across_runs, render_long_runs, run_statistics
+
+
+def record(errors):
+    return {"history": [{"epoch": i + 1, "test_error": e} for i, e in enumerate(errors)]}
+
+
+def test_last_and_best_pass_of_one_run():
+    stats = run_statistics(RunCurve.from_record("a", record([0.30, 0.12, 0.15, 0.12, 0.14])))
+    assert (stats.passes, stats.last_error, stats.best_error, stats.best_pass) == (5, 0.14, 0.12, 2)  # first best
+
+
+def test_passes_without_a_test_error_are_skipped_not_counted_as_zero():
+    curve = RunCurve.from_record("a", {"history": [{"epoch": 1, "test_error": None}, {"epoch": 2, "test_error": 0.2}]})
+    assert curve.passes == (2,) and run_statistics(curve).best_error == 0.2
+
+
+def test_mean_std_and_best_run_over_runs():
+    stats = [run_statistics(RunCurve.from_record(label, record(errors)))
+             for label, errors in [("a", [0.2, 0.10, 0.14]), ("b", [0.2, 0.16, 0.16]), ("c", [0.2, 0.13, 0.12])]]
+    summary = across_runs(stats)
+    assert summary["mean_last"] == pytest.approx((0.14 + 0.16 + 0.12) / 3)
+    assert summary["std_last"] == pytest.approx(0.02)  # sample std (ddof=1) of 14, 16, 12 %
+    assert summary["mean_best"] == pytest.approx((0.10 + 0.16 + 0.12) / 3)
+    assert summary["best_run_by_last"] == "c" and summary["best_run_by_best"] == "a"
+    assert across_runs(stats[:1])["std_last"] is None  # one run: no spread to state
+
+
+def test_rendered_file_says_which_statistic_reaches_the_paper():
+    curves = [RunCurve.from_record("a", record([0.3, 0.126, 0.14])), RunCurve.from_record("b", record([0.3, 0.2, 0.18]))]
+    text, data = render_long_runs(curves, 0.127, "t", "cmd", planned_passes=5)
+    rows = {cells[0]: cells[1:] for line in text.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert rows["best run by its best pass (a)"] == ["12.60", "yes"] and rows["mean ± std of the last-pass errors"][1] == "no"
+    assert data["reaches_paper"] == ["best run by its best pass (a)"]
+    assert "Still training" in text and "not final" in text
+    text, data = render_long_runs(curves[1:], 0.127, "t", "cmd")
+    assert "None of these statistics reaches the paper's 12.70%" in text and data["reaches_paper"] == []
+
+
+@pytest.mark.parametrize("bad", [{"history": []}, [1, 2], {"history": [{"epoch": 1, "test_error": float("nan")}]},
+                                 {"history": [{"epoch": 1, "test_error": 3.0}]}, {"metrics": {}}])
+def test_bad_records_are_refused(bad):
+    with pytest.raises(BadValueError):
+        RunCurve.from_record("x", bad)
+
+
+def test_the_command_writes_markdown_and_json_and_refuses_to_replace_them(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(record([0.3, 0.12])))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps(record([0.3, 0.2])))
+    out = tmp_path / "stats.md"
+    args = ["long-runs", f"a={tmp_path / 'a.json'}", f"b={run_dir}", "--paper", "12.7", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [r["label"] for r in data["runs"]] == ["a", "b"] and data["paper_error"] == pytest.approx(0.127)
+    assert "python cli.py long-runs" in out.read_text()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "x.json")]).exit_code == 2  # twin would be itself
+
+
+def test_a_long_run_record_carries_its_config(tmp_path, fake_data):
+    """`report`'s JSON holds the run's config (recipe, labeled subset, settings) beside the per-pass history."""
+    from segma_bench.evaluation.classification import train
+    from segma_bench.reporting.run_report import write_run_report
+    from segma_bench.training import RunSpec
+    train(RunSpec(method="segma", dataset="fake", epochs=2, progress=False, recipe="authors-code",
+                  labeled_subset="first", overrides={"hidden": (8,)}), tmp_path / "run", data=fake_data)
+    path, _ = write_run_report(tmp_path / "run", tmp_path / "out" / "r.md", "python cli.py report x")
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert saved["config"]["run"]["recipe"] == "authors-code" and saved["config"]["run"]["labeled_subset"] == "first"
+    assert saved["config"]["run"]["overrides"] == {"hidden": [8]} and saved["config"]["method_config"]["hidden"] == [8]
+    assert len(saved["history"]) == 2 and "--recipe authors-code" in saved["train_command"]
