@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import segma_bench.methods as methods
+from segma_bench.core.errors import UnknownNameError
 from segma_bench.datasets.splits import choose_labeled, class_proportions
 from segma_bench.evaluation.classification import train
 from segma_bench.methods.base import DataSpec
-from segma_bench.core.errors import UnknownNameError
 from segma_bench.methods.segma import authors_initial_means
 from segma_bench.training import RunMismatchError, RunSpec, prepare
 from test_segma import SMALL, build, toy_batch
@@ -201,5 +201,5 @@ def test_a_run_report_names_the_recipe_and_labeled_subset_its_run_was_made_with(
     train(RunSpec(method="segma", dataset="fake", overrides=dict(SMALL), recipe="authors-code",
                   labeled_subset="balanced", epochs=1, progress=False), run, data=fake_data)
     text, _ = render_run_report(run, "cmd")
-    assert "--recipe authors-code --labeled balanced --set hidden=[16] --run-dir " + str(run) in text
+    assert "--recipe authors-code --labeled balanced --set hidden=16 --run-dir " + str(run) in text
     assert "Recipe: authors-code; labeled subset: balanced" in text

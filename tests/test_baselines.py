@@ -342,7 +342,8 @@ def test_through_the_training_loop_with_resume(name, tmp_path, fake_data):
     first_keys = {"loss", "m1_rec", "m1_kl"} if name == "m1m2" else {"loss", "elbo_u", "elbo_l", "ce"}
     assert first_keys <= straight[0].keys() and {"elbo_u", "elbo_l", "ce"} <= straight[-1].keys()
     assert all(0 <= h["test_error"] <= 1 for h in straight)
-    state = [torch.load(tmp_path / d / "checkpoint.pt", map_location="cpu", weights_only=False)["model"] for d in ("straight", "resumed")]
+    state = [torch.load(tmp_path / d / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+             for d in ("straight", "resumed")]
     assert state[0].keys() == state[1].keys()
     for key in state[0]:   # M1+M2's kept dims (a buffer) and the phase survive the resume
         assert torch.equal(state[0][key], state[1][key]), key

@@ -84,8 +84,8 @@ def test_the_paper_value_is_looked_up_per_method_or_given(tmp_path):
     segma = load_curve(history_record(tmp_path / "s.json"))
     adgm = load_curve(cell_record(tmp_path / "a.json"))
     assert segma.test_error == pytest.approx([30.0, 20.0, 15.0]) and set(segma.losses) == {"loss", "ce"}
-    assert paper_lines([segma, adgm]) == [(4.1, "paper: ADGM 4.10%"), (12.7, "paper: SeGMA 12.70%")]
-    assert paper_lines([segma], paper=11.0) == [(11.0, "paper: 11.00%")]
+    assert paper_lines([segma, adgm]) == [(4.1, "paper: ADGM 4.10%", "adgm"), (12.7, "paper: SeGMA 12.70%", "segma")]
+    assert paper_lines([segma], paper=11.0) == [(11.0, "paper: 11.00%", None)]
 
 
 def test_results_readme_shows_the_curves_with_their_captions(tmp_path):

@@ -190,15 +190,16 @@ def test_split_on_the_gpu_is_a_fixed_rule_not_a_free_memory_race(monkeypatch):
 
 # ---------------------------------------------------------------- submitit: --launcher local and slurm
 
-def test_local_launcher_gives_each_job_one_gpu_of_this_machine(monkeypatch):
+def test_launchers_give_each_job_one_gpu_seen_as_cuda_0(tmp_path, monkeypatch):
     from segma_bench.reporting import cluster
     pretend_gpus(monkeypatch, 2, visible="3,5")
     assert cluster.local_gpus("auto") == ["3", "5"] == cluster.local_gpus("cuda")
     assert cluster.local_gpus("cuda:1") == ["5"] and cluster.local_gpus("cpu") == []
     pretend_gpus(monkeypatch, 0, visible="")
     assert cluster.local_gpus("auto") == []
-    task = make_task(__import__("pathlib").Path("/tmp"), "cuda:1")
+    task = make_task(tmp_path, "cuda:1")
     assert cluster.job_task(task).options["device"] == "cuda"  # the job sees its one GPU as cuda:0
+    assert cluster.job_task(make_task(tmp_path, "auto")).options["device"] == "auto"  # decided in the job
 
 
 def test_a_local_job_sees_the_gpu_it_was_given(tmp_path):
@@ -294,13 +295,13 @@ def test_resume_restores_the_runs_own_state_where_fewer_gpus_are_visible(tmp_pat
 
 def test_a_cpu_run_resumes_from_an_older_checkpoint_with_more_gpus_than_visible(tmp_path, fake_data, monkeypatch):
     """Before: a CPU run saved every visible GPU's state; resumed where fewer were visible, it raised IndexError
-    (at its next save, after an epoch of work). Now it never touches CUDA's RNG."""
+    (at its next save, after an epoch of work). Now it never touches CUDA's RNG. (torch.cuda.is_available is not
+    faked here: Adam asks it too, and would then look for a GPU; the unit tests above fake it.)"""
     run_dir = tmp_path / "run"
     train(spec(epochs=1), run_dir, data=fake_data)
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
     state.pop("device"), state.pop("execution")
     torch.save({**state, "cuda_rng": [torch.zeros(8, dtype=torch.uint8)] * 2}, run_dir / "checkpoint.pt")
-    pretend_gpus(monkeypatch, 1)
     forbid(monkeypatch, "get_rng_state_all", "set_rng_state_all", "get_rng_state", "set_rng_state")
     metrics = train(spec(epochs=2), run_dir, data=fake_data)
     assert metrics["epochs_completed"] == 2
@@ -518,16 +519,24 @@ def test_batches_from_a_split_on_the_gpu_accept_cuda_for_cuda_0(fake_data):
 
 @pytest.mark.device
 @needs_cuda
-def test_batches_from_the_host_are_gathered_into_pinned_memory(monkeypatch):
+def test_batches_from_the_host_are_gathered_into_pinned_memory(monkeypatch, fake_data):
     from segma_bench.training import batches
     made = []
     original = batches.pinned_empty
     monkeypatch.setattr(batches, "pinned_empty", lambda shape, dtype: made.append(original(shape, dtype)) or made[-1])
-    source = torch.arange(40, dtype=torch.uint8).reshape(10, 4).pin_memory()
+    source = torch.arange(40, dtype=torch.uint8).reshape(10, 4)
     index = torch.tensor([7, 1, 3])
     rows = batches.gather(source, index, torch.device("cuda"))
     assert rows.is_cuda and torch.equal(rows.cpu(), source[index])
     assert len(made) == 1 and made[0].is_pinned()
+    monkeypatch.setattr(batches, "GPU_SPLIT_FRACTION", 0)  # a split too large for the GPU stays on the host
+    split = batches.training_split(fake_data, "cuda")
+    assert split[0].device.type == "cpu" and not split[0].is_pinned()
+    on_gpu = list(batches.epoch_batches(fake_data, torch.arange(6), 0, 0, 10, 6, "cuda", split))
+    on_cpu = list(batches.epoch_batches(fake_data, torch.arange(6), 0, 0, 10, 6, "cpu"))
+    for a, b in zip(on_gpu, on_cpu):
+        assert a.x_unlabeled.is_cuda and torch.equal(a.x_unlabeled.cpu(), b.x_unlabeled)
+        assert torch.equal(a.x_labeled.cpu(), b.x_labeled) and torch.equal(a.y_labeled.cpu(), b.y_labeled)
 
 
 @pytest.mark.device

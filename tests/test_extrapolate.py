@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from click.testing import CliRunner
 
 from segma_bench.cli.main import cli

@@ -82,3 +82,29 @@ def test_a_long_run_record_carries_its_config(tmp_path, fake_data):
     assert saved["config"]["run"]["recipe"] == "authors-code" and saved["config"]["run"]["labeled_subset"] == "first"
     assert saved["config"]["run"]["overrides"] == {"hidden": [8]} and saved["config"]["method_config"]["hidden"] == [8]
     assert len(saved["history"]) == 2 and "--recipe authors-code" in saved["train_command"]
+
+
+def test_every_committed_long_run_record_names_its_protocol():
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[1] / "results"
+    records = [p for p in [*results.glob("*.json"), *results.glob("segma_ablation/*.json")]
+               if "history" in json.loads(p.read_text())]
+    assert len(records) >= 20
+    for path in records:
+        run = json.loads(path.read_text())["config"]["run"]
+        assert {"method", "dataset", "seed", "recipe", "labeled_subset", "overrides"} <= set(run), path
+    authors = json.loads((results / "segma_mnist_authors_code.json").read_text())["config"]["run"]
+    assert authors["labeled_subset"] == "first" and authors["recipe"] == "authors-code"
+
+
+@pytest.mark.parametrize("run", [
+    {"method": "segma", "dataset": "mnist", "seed": 3, "recipe": "authors-code", "labeled_subset": "first",
+     "overrides": {}},
+    {"method": "segma", "dataset": "mnist", "seed": 0, "recipe": "authors-code", "labeled_subset": "balanced",
+     "overrides": {"hidden": (64, 64), "learning_rate": 0.001}},
+    {"method": "m1m2", "dataset": "mnist", "seed": 1, "recipe": "", "labeled_subset": "balanced",
+     "overrides": {"m1_epochs": 30}}])
+def test_the_train_command_of_a_record_gives_back_its_identity(run):
+    from segma_bench.reporting.run_report import identity_from_train_command, train_command
+    command = train_command(run, 10, "runs/x")
+    assert identity_from_train_command(command) == run

@@ -16,6 +16,7 @@ from segma_bench.cli.main import cli
 from segma_bench.reporting.launch import Cell, GridProgress, cell_log_path, threads_per_job
 
 TESTS = Path(__file__).resolve().parent
+pytestmark = pytest.mark.slow  # every test here starts processes
 
 # Written into a temporary file by the tests: registers tiny datasets in every process that loads it.
 DATASET_PLUGIN = '''

@@ -220,6 +220,7 @@ def test_a_plugin_package_imports_its_own_helper_module(tmp_path, monkeypatch):
     assert methods.plugin_source(methods.get_method(name))["module"] == package
 
 
+@pytest.mark.slow
 def test_an_installed_distribution_with_an_entry_point_appears_in_methods(tmp_path):
     """`pip install` a throwaway plugin distribution (entry point in the group segma_bench.methods) into a
     folder, then a fresh process with that folder on its path lists the method with no --plugin flag."""
@@ -305,7 +306,10 @@ def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fa
     assert record["table_variant"] == "toy variant" and record["plugin"]["path"] == str(path.resolve())
     row = next(line for line in text.splitlines() if f"| {name} " in line)
     assert row.startswith("| toy variant ")
-    assert f"Made by `SEGMA_PLUGINS={path} python cli.py reproduce --table 2 --budget quick" in text
+    # the plugin file relative to the folder the command runs in, and every option it ran with: run as written,
+    # the command makes this table again, the plugin's row included
+    assert f"Made by `SEGMA_PLUGINS=plugins/{path.name} python cli.py reproduce --table 2 --budget quick --method " \
+        f"{name} --seeds 1 --dataset mnist`" in text
     assert f"`{name}` from `{path.resolve()}` (sha256 {record['plugin']['sha256'][:12]}" in text
 
 

@@ -2,6 +2,8 @@
 hand-made feature sets, against torch-fidelity's own function where it is installed, and wired into the
 harness, `prc`, reproduce's cells and Tables I/III."""
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +14,13 @@ from segma_bench.datasets.registry import DATASETS
 from segma_bench.evaluation import compare, harness
 from segma_bench.evaluation.prc import fraction_inside, knn_radii, precision_recall
 from segma_bench.methods import DataSpec, get_method
+from segma_bench.reporting import budgets
+from segma_bench.reporting import reproduce as reproduce_module
 from segma_bench.reporting.cell import lacks_precision_recall
+from segma_bench.reporting.results import record_path, write_record
 from segma_bench.reporting.tables import render
 from test_harness import StubExtractor
-from test_table_files import write_cell
+from test_table_files import TINY, write_cell
 
 
 def brute_force(generated, real, k=3):
@@ -181,6 +186,45 @@ def test_a_record_without_precision_and_recall_is_evaluated_again_only_where_its
     assert lacks_precision_recall(old, run, "sample_fid")
     assert not lacks_precision_recall(new, run, "sample_fid")
     assert not lacks_precision_recall(old, run, "test_error")  # Table II has no precision or recall
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch, make_fake, tmp_path):
+    """test_table_files' tiny budget (SeGMA, 2 epochs, 20 images per FID) on a fake dataset, and reproduce's options."""
+    fake = make_fake(name="toy-files")
+    monkeypatch.setitem(DATASETS, "toy-files", lambda root, cache: fake)
+    monkeypatch.setitem(budgets.BUDGETS, "tiny", TINY)
+    return {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
+            "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results", "progress": False}
+
+
+def test_reproduce_adds_them_where_the_run_folder_is_and_never_retrains_for_them(tiny_budget, monkeypatch):
+    options = tiny_budget
+    monkeypatch.setattr(reproduce_module.launch, "extractor_factory", lambda options: StubExtractor)
+
+    def reproduce():
+        reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+
+    def drop_precision_recall():  # as a record made before them
+        record = json.loads(path.read_text())
+        del record["metrics"]["sample_precision"], record["metrics"]["sample_recall"]
+        write_record(path, record)
+        return record
+
+    reproduce()
+    path = record_path(options["results_dir"], "tiny", "toy-files", "segma", 0)
+    first = json.loads(path.read_text())
+    assert 0 <= first["metrics"]["sample_precision"] <= 1 and "prc" in first["protocol"]
+    checkpoint = Path(first["run_dir"]) / "checkpoint.pt"
+    trained = checkpoint.stat().st_mtime_ns
+    drop_precision_recall()
+    reproduce()  # the run folder is here: evaluated again, not trained
+    assert json.loads(path.read_text())["metrics"] == first["metrics"] and checkpoint.stat().st_mtime_ns == trained
+    old = drop_precision_recall()
+    shutil.rmtree(checkpoint.parent)
+    reproduce()  # the run folder is gone: the record stays as it is, nothing is trained
+    assert json.loads(path.read_text()) == old and not checkpoint.parent.exists()
+    assert "| not computed" in (options["results_dir"] / "table1-tiny.md").read_text()
 
 
 def test_tables_show_precision_and_recall_or_say_not_computed(tmp_path):

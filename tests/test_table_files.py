@@ -68,15 +68,17 @@ def test_a_fresh_clone_renders_the_committed_tables_byte_for_byte(tmp_path, tabl
     assert (tmp_path / "results" / name).read_bytes() == (REPO / "results" / name).read_bytes()
 
 
-def test_table_renders_the_same_bytes_from_the_same_records_anywhere(tmp_path):
+def test_table_renders_the_same_bytes_from_the_same_records_anywhere(tmp_path, monkeypatch):
     for seed in (0, 1):
-        write_cell(tmp_path / "a", "segma", seed, {"sample_fid": 20.0 + seed, "sample_kid": 0.01 + seed / 100})
-        write_cell(tmp_path / "a", "adgm", seed, {"sample_fid": 30.0 + seed, "sample_kid": 0.02})
-    assert table_command("--table", 1, "--results-dir", tmp_path / "a").exit_code == 0
-    shutil.copytree(tmp_path / "a" / "runs", tmp_path / "fresh-clone" / "runs")
-    assert table_command("--table", 1, "--results-dir", tmp_path / "fresh-clone").exit_code == 0
-    committed = (tmp_path / "a" / "table1.md").read_bytes()
-    assert committed == (tmp_path / "fresh-clone" / "table1.md").read_bytes()
+        write_cell(tmp_path / "a" / "results", "segma", seed, {"sample_fid": 20.0 + seed, "sample_kid": 0.01 + seed / 100})
+        write_cell(tmp_path / "a" / "results", "adgm", seed, {"sample_fid": 30.0 + seed, "sample_kid": 0.02})
+    monkeypatch.chdir(tmp_path / "a")  # each checkout renders its own results/ from its root
+    assert table_command("--table", 1).exit_code == 0
+    shutil.copytree(tmp_path / "a" / "results" / "runs", tmp_path / "fresh-clone" / "results" / "runs")
+    monkeypatch.chdir(tmp_path / "fresh-clone")
+    assert table_command("--table", 1).exit_code == 0
+    committed = (tmp_path / "a" / "results" / "table1.md").read_bytes()
+    assert committed == (tmp_path / "fresh-clone" / "results" / "table1.md").read_bytes()
     text = committed.decode()
     # MNIST only: the dataset columns are those with records, so no half-`missing` table
     assert "SVHN" not in text and "| SeGMA " in text and "20.50 ± 0.71 (n=2)" in text

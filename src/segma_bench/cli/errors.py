@@ -1,11 +1,12 @@
 """One decorator shared by every command: known failures become one clear line and exit status 1."""
 import errno
 import functools
+import json
 import os
 
 import click
 
-from segma_bench.core.errors import UnknownNameError, UserError
+from segma_bench.core.errors import UserError
 
 DEBUG_ENV = "SEGMA_DEBUG"  # set to 1 to get the full traceback instead of the one line
 
@@ -15,13 +16,11 @@ def user_errors(command):
     clear line and exit status 1 instead of a traceback (unless $SEGMA_DEBUG is set)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from segma_bench.datasets import DataNotFoundError
-        from segma_bench.evaluation.inception import FIDWeightsError
-        from segma_bench.methods.base import OperationNotSupported
-        from segma_bench.training import CheckpointError, NonFiniteLossError, RunMismatchError
-        known = (UserError, UnknownNameError, DataNotFoundError, CheckpointError, NonFiniteLossError,
-                 RunMismatchError, OperationNotSupported, FIDWeightsError, FileNotFoundError, ValueError,
-                 NotADirectoryError, PermissionError)
+        # the suite's own UserError family (bad names and values, missing or corrupt data, weights,
+        # checkpoints, records and run folders, non-finite losses) and the file errors of the user's paths;
+        # any other exception (a ValueError from deep inside torch, say) is a bug and keeps its traceback
+        known = (UserError, json.JSONDecodeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                 PermissionError)
         try:
             return command(*args, **kwargs)
         except known as error:

@@ -9,7 +9,8 @@ python cli.py methods --settings segma          # what --set accepts, with types
 python cli.py --plugin examples/my_method.py methods""",
     "train": """python cli.py train --method segma --dataset mnist --seed 0 --data-root ../shared/data
 python cli.py train --method cwae --dataset mnist --epochs 5 --set learning_rate=1e-3 --set hidden=64,64
-python cli.py train --method segma --dataset mnist --recipe authors-code --run-dir runs/authors""",
+python cli.py train --method segma --dataset mnist --recipe authors-code --run-dir runs/authors
+python cli.py train --method segma --dataset mnist --tracker tensorboard   # then: tensorboard --logdir runs""",
     "reproduce": """python cli.py reproduce --table 2 --dataset mnist --budget quick --seeds 2
 python cli.py reproduce --table 1 --dataset mnist --data-root ../shared/data \\
     --fid-weights ../shared/weights/pt_inception-2015-12-05.pth
@@ -25,6 +26,10 @@ python cli.py report --run runs/mnist/segma/seed0 --out results/segma_mnist_seed
 python cli.py fid generated.npz mnist:train --num-real 10000""",
     "kid": """python cli.py kid samples/ mnist:test --data-root ../shared/data
 python cli.py kid a.npy b.npy""",
+    "prc": """python cli.py prc samples/ mnist:train --data-root ../shared/data   # precision, recall of samples/
+python cli.py prc mnist:test mnist:train --num-real 10000             # real against real (the floor)""",
+    "curves": """python cli.py curves results/segma_mnist_long_run.json runs/mnist/segma/seed0 --out curves.png
+python cli.py curves results/runs/comparable/mnist-adgm-seed0.json --paper 4.1 --losses --out adgm.png""",
     "status": """python cli.py status                 # writes results/README.md
 python cli.py status my-results/""",
     "extrapolate": """python cli.py extrapolate results/adgm_mnist_maaloe_code.json --first 20

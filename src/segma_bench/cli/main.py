@@ -260,8 +260,8 @@ def check_num_real(ctx, param, value):
 
 def image_set_command(kind):
     """`fid`, `kid` or `prc`: score two image sets with evaluate's extractor, cache and protocol."""
-    metric = {"fid": "FID", "kid": "KID (unbiased, polynomial kernel, 100 subsets of 1,000; sets of fewer images: "
-                                   "subsets of half the smaller set, with a warning that the KID is not comparable)",
+    metric = {"fid": "FID", "kid": "KID (unbiased, polynomial kernel, 100 subsets of 1,000; a set of fewer images is "
+                                   "used whole, with a warning that the KID is not comparable; at least 2 per set)",
               "prc": "Precision and recall (k-NN manifolds, k = 3, Kynkäänniemi et al. 2019) of FIRST (the "
                      "generated images) against SECOND (the real ones)"}[kind]
 

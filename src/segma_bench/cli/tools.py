@@ -12,17 +12,25 @@ from segma_bench.core.errors import BadValueError
 
 @click.command("status")
 @click.argument("results_dir", default="results", type=click.Path(file_okay=False))
+@click.option("--readme", default="README.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Also refresh this file's headline table (the block between its headline markers), if it has one.")
 @user_errors
-def status(results_dir):
-    """Write RESULTS_DIR/README.md: where the suite stands against the paper, made from the files there."""
+def status(results_dir, readme):
+    """Write RESULTS_DIR/README.md (where the suite stands against the paper, made from the files there)
+    and refresh the headline table of the project README."""
     from segma_bench.core.storage import atomic_write_text
-    from segma_bench.reporting.status import render_status
+    from segma_bench.reporting.status import render_status, update_readme_headline
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise click.BadParameter(f"{results_dir} is not a folder of results", param_hint="RESULTS_DIR")
     path = results_dir / "README.md"
     atomic_write_text(path, render_status(results_dir))
     click.echo(f"written to {path}")
+    if Path(readme).is_file():
+        text = update_readme_headline(readme, results_dir)
+        if text is not None and text != Path(readme).read_text():
+            atomic_write_text(readme, text)
+            click.echo(f"headline table refreshed in {readme}")
 
 
 @click.command("extrapolate")

@@ -54,7 +54,8 @@ def cuda_index(device):
 
 
 def same_device(a, b):
-    """Whether two devices are the same one: `cuda` and `cuda:0` are (on GPU 0), which `==` denies."""
+    """Whether two devices are the same one: `cuda` and `cuda:0` are where GPU 0 is the current GPU, which
+    `==` denies."""
     a, b = torch.device(a), torch.device(b)
     if a.type != b.type:
         return False
@@ -122,20 +123,20 @@ def apply_cuda_policy():
     return precision_state()
 
 
-def _tf32(setting, fallback):
-    if setting == "tf32":
-        return True
-    if setting == "ieee":
-        return False
-    return fallback  # "none": inherits the parent setting
+def _tf32(setting, inherited):
+    """Whether an fp32_precision setting means TF32; "none" inherits (`inherited()`, asked only then: the legacy
+    getters raise once the new API has set different values)."""
+    if setting in ("tf32", "ieee"):
+        return setting == "tf32"
+    return inherited()
 
 
 def precision_state():
     """How float32 CUDA work computes in this process now (what a record stores)."""
     backends = torch.backends
     if hasattr(backends.cudnn, "conv") and hasattr(backends.cudnn.conv, "fp32_precision"):
-        matmul = _tf32(backends.cuda.matmul.fp32_precision, torch.get_float32_matmul_precision() != "highest")
-        conv = _tf32(backends.cudnn.conv.fp32_precision, _tf32(backends.cudnn.fp32_precision, False))
+        matmul = _tf32(backends.cuda.matmul.fp32_precision, lambda: torch.get_float32_matmul_precision() != "highest")
+        conv = _tf32(backends.cudnn.conv.fp32_precision, lambda: _tf32(backends.cudnn.fp32_precision, lambda: False))
     else:  # pragma: no cover (torch < 2.9)
         matmul, conv = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
     return {"tf32_matmul": bool(matmul), "tf32_cudnn_conv": bool(conv),

@@ -7,15 +7,16 @@ from .errors import UnknownNameError
 class Register:
     """A name -> object mapping filled by a decorator; `kind` words its error messages."""
 
-    def __init__(self, kind, hint=""):
+    def __init__(self, kind, hint="", replaceable=False):
         self.kind = kind
         self.hint = hint  # appended to the unknown-name message, e.g. how to add one
+        self.replaceable = replaceable  # a second object under a taken name replaces the first, not refused
         self.entries = {}
 
     def register(self, name, on_register=None):
         """Decorator: make `obj` available as `name`; a second object under the same name is refused."""
         def wrap(obj):
-            if name in self.entries and self.entries[name] is not obj:
+            if name in self.entries and self.entries[name] is not obj and not self.replaceable:
                 raise BadValueError(f"{self.kind} name {name!r} is already registered by "
                                  f"{getattr(self.entries[name], '__module__', '?')}")
             if on_register is not None:

@@ -9,7 +9,7 @@ from segma_bench.core.errors import BadValueError
 
 from .fid import activation_statistics, fid_protocol, frechet_distance
 from .image_sets import parse_image_set
-from .kid import DEFAULT_SUBSET_SIZE, kernel_inception_distance, kid_protocol, subset_size_for
+from .kid import DEFAULT_SUBSET_SIZE, kernel_inception_distance, kid_protocol, subset_sizes_for
 from .prc import prc_protocol, precision_recall
 
 PAPER_COUNT = 10000
@@ -43,7 +43,7 @@ def compare_image_sets(first, second, kinds, extractor, data_root=None, cache_di
     sizes = [len(s.images) for s in sets if s.images is not None]
     count = num_real or (sizes[0] if sizes else PAPER_COUNT)
     if "kid" in kinds:  # refused before any image goes through the network
-        subset_size_for(*[len(s.images) if s.images is not None else count for s in sets])
+        subset_sizes_for(*[len(s.images) if s.images is not None else count for s in sets])
     loaded = {}
     (features_a, about_a), (features_b, about_b) = [set_features(s, count, extractor, data_root, cache_dir, loaded)
                                                     for s in sets]
@@ -52,14 +52,13 @@ def compare_image_sets(first, second, kinds, extractor, data_root=None, cache_di
         result["fid"] = frechet_distance(*activation_statistics(features_a), *activation_statistics(features_b))
         result["protocol"]["fid"] = fid_protocol(extractor)
     if "kid" in kinds:
-        subset_size, comparable = subset_size_for(len(features_a), len(features_b))
-        kid = kernel_inception_distance(features_a, features_b, subset_size=subset_size)
-        result.update(kid=kid["kid"], kid_std=kid["kid_std"], kid_subset_size=subset_size)
-        result["protocol"]["kid"] = {**kid_protocol(subset_size=subset_size), "subset_size_used": kid["subset_size"]}
-        if not comparable:
-            result["warning"] = (f"KID from subsets of {subset_size} images (the sets hold {len(features_a)} and "
-                                 f"{len(features_b)}, fewer than the protocol's {DEFAULT_SUBSET_SIZE}): not comparable "
-                                 f"with KIDs from subsets of {DEFAULT_SUBSET_SIZE}, and noisy")
+        used, warning = subset_sizes_for(len(features_a), len(features_b))
+        kid = kernel_inception_distance(features_a, features_b)  # as evaluate computes it for the same images
+        whole = len(features_a) <= DEFAULT_SUBSET_SIZE and len(features_b) <= DEFAULT_SUBSET_SIZE
+        result.update(kid=kid["kid"], kid_std=None if whole else kid["kid_std"], kid_subset_size=used)
+        result["protocol"]["kid"] = {**kid_protocol(), "subset_size_used": kid["subset_size"]}
+        if warning:
+            result["warning"] = warning
     if "prc" in kinds:
         result.update(precision_recall(features_a, features_b))
         result["protocol"]["prc"] = prc_protocol()

@@ -56,21 +56,24 @@ def kernel_inception_distance(features_a, features_b, num_subsets=DEFAULT_SUBSET
             "subsets": num_subsets, "subset_size": [size_a, size_b]}
 
 
-MIN_IMAGES = 4  # per set: subsets of 2 (the fewest MMD²_u takes) that are not the whole set
+MIN_IMAGES = 2  # per set: the unbiased estimator's sums over pairs i != j need two rows
 
 
-def subset_size_for(count_a, count_b, subset_size=DEFAULT_SUBSET_SIZE):
-    """(subset size, comparable?) for sets of these sizes. Sets of at least `subset_size` images: the protocol's
-    size, comparable with other KIDs. Smaller sets: half the smaller set (so that the subsets differ and their
-    std means something; subsets as large as the set would all be the whole set, std 0), not comparable with
-    KIDs of `subset_size`. Fewer than MIN_IMAGES images in a set: refused."""
-    smallest = min(count_a, count_b)
-    if smallest < MIN_IMAGES:
-        raise BadValueError(f"KID needs at least {MIN_IMAGES} images in each set (subsets of 2 that differ), got "
-                            f"{count_a} and {count_b}")
-    if smallest >= subset_size:
-        return subset_size, True
-    return smallest // 2, False
+def subset_sizes_for(count_a, count_b, subset_size=DEFAULT_SUBSET_SIZE):
+    """([subset size of each set], warning or None) for sets of these sizes, as kernel_inception_distance draws
+    them: the protocol's `subset_size`, or the whole of a smaller set (then a warning says so). Fewer than
+    MIN_IMAGES images in a set: refused."""
+    if min(count_a, count_b) < MIN_IMAGES:
+        raise BadValueError(f"KID needs at least {MIN_IMAGES} images in each set, got {count_a} and {count_b}")
+    used = [min(subset_size, count_a), min(subset_size, count_b)]
+    if used == [subset_size, subset_size]:
+        return used, None
+    warning = (f"KID from subsets of {used[0]} and {used[1]} images, fewer than the protocol's {subset_size} (the sets "
+               f"hold {count_a} and {count_b}): not comparable with KIDs from subsets of {subset_size} (unbiased, "
+               "but far noisier)")
+    if count_a <= subset_size and count_b <= subset_size:
+        warning += "; every subset is the whole of both sets, so there is no spread over subsets (kid_std: null)"
+    return used, warning
 
 
 def kid_protocol(num_subsets=DEFAULT_SUBSETS, subset_size=DEFAULT_SUBSET_SIZE, seed=DEFAULT_SEED):

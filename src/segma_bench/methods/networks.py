@@ -98,6 +98,7 @@ SEGMA_ARCHITECTURES = {
 
 
 def architecture_for(dataset, table):
-    """Look up the dataset's architecture; an unknown dataset gets a small MLP so plugins and tests
-    on toy data work."""
-    return table.get(dataset, dict(architecture="mlp", hidden=(64, 64), latent_dim=10))
+    """A new dict {"architecture": "mlp" or "conv", "hidden": tuple of int, "latent_dim": int}: the dataset's entry
+    of `table` (a copy: changing it leaves the table as it was); an unknown dataset gets a small MLP so plugins and
+    tests on toy data work."""
+    return dict(table.get(dataset, dict(architecture="mlp", hidden=(64, 64), latent_dim=10)))

@@ -82,7 +82,8 @@ def local_gpu_parameters(gpu):
 
 
 def job_task(task):
-    """The task as a local GPU job runs it: the job sees one GPU, as cuda:0, whichever cuda:N was asked for."""
+    """The task as a GPU job runs it: the job sees the GPU it was given (a local job one of this machine's, a
+    SLURM job its allocation's) as cuda:0, whichever cuda:N was asked for here."""
     if wants_gpu(task.options["device"]):
         return replace(task, options={**task.options, "device": "cuda"})
     return task
@@ -114,7 +115,8 @@ def run_with_submitit(tasks, launcher, settings, jobs, progress=None):
                         executor.update_parameters(**local_gpu_parameters(gpu))
                         running.append((task, executor.submit(CellJob(), job_task(task)), gpu))
                 else:
-                    running += [(task, job, None) for task, job in zip(batch, executor.map_array(CellJob(), batch))]
+                    submitted = executor.map_array(CellJob(), [job_task(task) for task in batch])
+                    running += [(task, job, None) for task, job in zip(batch, submitted)]
             progress.running = len(running)
             progress.show()
             time.sleep(POLL_S.get(launcher, 5.0))

@@ -98,16 +98,16 @@ def cell_curve(data, source, label):
 
 
 def paper_lines(curves, paper=None):
-    """[(value %, label)] of the horizontal lines: --paper, else Table II's value for each of the curves'
-    (method, dataset) pairs that the paper has."""
+    """[(value %, label, method or None)] of the horizontal lines: --paper, else Table II's value for each of
+    the curves' (method, dataset) pairs that the paper has."""
     if paper is not None:
-        return [(paper, f"paper: {paper:.2f}%")]
+        return [(paper, f"paper: {paper:.2f}%", None)]
     table = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
     lines = []
     for method, dataset in sorted({(c.method, c.dataset) for c in curves if c.method}, key=str):
         value = table.get(method, {}).get(dataset)
         if value is not None:
-            lines.append((value, f"paper: {DISPLAY_NAMES.get(method, method)} {value:.2f}%"))
+            lines.append((value, f"paper: {DISPLAY_NAMES.get(method, method)} {value:.2f}%", method))
     return lines
 
 
@@ -131,8 +131,12 @@ def plot_curves(curves, out, paper=None, losses=False, title=None, size=DEFAULT_
         last_epoch, last = points[-1]
         error_axes.plot([e for e, _ in points], [v for _, v in points], color=colour, linewidth=1.2,
                         label=f"{curve.label} ({last:.2f}% at {last_epoch})")
-    for i, (value, label) in enumerate(paper_lines(curves, paper)):
-        error_axes.axhline(value, color="black", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=label)
+    lines = paper_lines(curves, paper)
+    for i, (value, label, method) in enumerate(lines):
+        # one method: black; several: each line in the colour of that method's first curve
+        colour = next((c for curve, c in zip(curves, colours) if curve.method == method), "black") \
+            if len(lines) > 1 else "black"
+        error_axes.axhline(value, color=colour, linestyle=("--", ":", "-.")[i % 3], linewidth=1.2, label=label)
     error_axes.set_ylabel("test error (%)")
     error_axes.grid(True, alpha=0.3)
     error_axes.legend(fontsize="small", loc="upper right")
@@ -171,5 +175,5 @@ def draw_losses(axes, curves, colours):
 def caption(curves, command):
     """The text beside the PNG (OUT.txt): what is drawn, from which files, and the command that drew it."""
     sources = "; ".join(f"{c.label}: `{c.source}`" for c in curves)
-    return (f"Test error (%) on the full test set after every pass, for {sources}. Dashed: the paper's "
-            f"test error (Table II). Made by `{command}`.\n")
+    return (f"Test error (%) on the full test set after every pass, for {sources}. Horizontal lines: the "
+            f"paper's test error (Table II). Made by `{command}`.\n")

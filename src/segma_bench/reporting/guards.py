@@ -6,10 +6,12 @@
 import re
 from pathlib import Path
 
+from segma_bench.core.errors import UserError
+
 FILLED_CELL = re.compile(r"\(n=(\d+)\)")
 
 
-class WouldLoseResults(ValueError):
+class WouldLoseResults(UserError, ValueError):
     """Writing would replace a result with less; the message says what and how to force it."""
 
 

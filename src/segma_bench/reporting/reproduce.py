@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import segma_bench.methods as methods
-from segma_bench.core.errors import BadValueError
+from segma_bench.core.errors import BadValueError, UserError
 from segma_bench.core.storage import unwritable_reason
 from segma_bench.datasets import get_loader, load_dataset
 
@@ -99,7 +99,7 @@ def run_cells_elsewhere(cells, table, budget, options, log):
     return run_in_processes(tasks, jobs)
 
 
-class NoRecords(ValueError):
+class NoRecords(UserError, ValueError):
     """A table was asked for where its budget has no records."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from segma_bench.core.errors import BadValueError
-from segma_bench.core.json_files import JSONFileError, read_json_file
+from segma_bench.core.json_files import JSONFileError, non_finite_places, read_json_file
 from segma_bench.core.provenance import software_versions  # noqa: F401 (re-exported: every record carries it)
 from segma_bench.core.storage import atomic_write_json
 from segma_bench.evaluation.metric_names import KID_OF_FID, METRICS  # noqa: F401 (re-exported for the tables)
@@ -57,14 +57,17 @@ def migrate(record):
     """A record of any earlier schema as the current one (a new dict; the file is not rewritten)."""
     record = dict(record)
     version = record.get("schema_version", 2 if "command_by_metric" in record else 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+        return record  # not a version this suite knows: record_problems says so
     if version == 1:
         record["command_by_metric"] = {}  # which command computed each metric was not kept; "command" is the latest
-    if version < 3 and ("display_name" not in record or "paper_epochs" not in record):
-        import segma_bench.methods as methods
-        if record.get("plugin") is None and isinstance(record.get("method"), str) and record["method"] in methods.METHODS:
-            identity = record_identity(methods.get_method(record["method"]), record.get("dataset"))
+    method = record.get("method")
+    if ("display_name" not in record or "paper_epochs" not in record) and isinstance(method, str) and NAME.match(method):
+        import segma_bench.methods as methods  # (version 3 records of cell.py have both)
+        if record.get("plugin") is None and method in methods.METHODS:
+            identity = record_identity(methods.get_method(method), record.get("dataset"))
         else:  # a plugin's record made before records kept its names: no paper length is known
-            identity = {"display_name": record.get("method"), "paper_epochs": None}
+            identity = {"display_name": method, "paper_epochs": None}
         record = {**identity, **record}
     record["schema_version"] = SCHEMA_VERSION
     return record
@@ -84,6 +87,8 @@ def metric_problem(name, value):
         return None
     if not _is_number(value):
         return f"metric {name} is {value!r}, not a number"
+    if non_finite_places(value):
+        return f"metric {name} = {value!r} is not a finite number"
     if abs(value) > MAX_METRIC:
         return f"metric {name} = {value!r} is not a measurement (more than {MAX_METRIC:g} in size)"
     if (name == UNIT_METRICS[0] or name.endswith(UNIT_METRICS[1:])) and not 0 <= value <= 1:
@@ -131,7 +136,8 @@ def record_problems(record, budget=None, file_name=None):
     from segma_bench.datasets import DATASETS
     if not isinstance(record, dict):
         return [f"a record is a JSON object, not a {type(record).__name__}"]
-    problems = []
+    problems = [f"a number that is not finite at {place}" for place in non_finite_places(record)
+                if not place.startswith("$.metrics.")]  # (metrics: named with their metric below)
     version = record.get("schema_version")
     if not _is_count(version, 1) or version > SCHEMA_VERSION:
         problems.append(f"schema_version {version!r} is not one this suite reads (1 to {SCHEMA_VERSION}; a newer "

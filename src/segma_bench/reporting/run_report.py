@@ -3,6 +3,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from segma_bench.core.errors import BadValueError
 from segma_bench.core.storage import atomic_write_json, atomic_write_text
 from segma_bench.training.run_folder import read_run_config, read_run_metrics
 
@@ -10,8 +11,13 @@ from segma_bench.training.run_folder import read_run_config, read_run_metrics
 def train_command(run, epochs, run_dir):
     """The `train` call that makes (and, run again, resumes) this run: its epochs, recipe, labeled subset,
     overrides and folder."""
+    import shlex
+
     import segma_bench.methods as methods
-    overrides = "".join(f" --set {key}={value}" for key, value in run["overrides"].items())
+
+    def as_text(value):  # the --set syntax: tuples as 64,64 (their repr would split into two shell words)
+        return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    overrides = "".join(f" --set {shlex.quote(f'{key}={as_text(value)}')}" for key, value in run["overrides"].items())
     recipe = run.get("recipe", "")
     # name the labeled subset only where it is not what the recipe (or the default) implies
     implied = methods.get_method(run["method"]).recipe(recipe, run["dataset"]).labeled_subset if recipe else "balanced"
@@ -62,3 +68,40 @@ def write_run_report(run_dir, out_markdown, command):
     atomic_write_text(out_markdown, text)
     atomic_write_json(out_markdown.with_suffix(".json"), record_of(Path(run_dir), metrics, command))
     return out_markdown, text
+
+
+def identity_from_train_command(command):
+    """The run identity (method, dataset, seed, recipe, labeled subset, typed overrides) a `train` command
+    line names: how records made before they carried their config get it back (migrate_record)."""
+    import shlex
+
+    import segma_bench.methods as methods
+    from segma_bench.core.settings import typed_settings
+    words = shlex.split(command)
+    options, overrides = {}, {}
+    for flag, value in zip(words, words[1:]):
+        if flag == "--set":
+            key, _, raw = value.partition("=")
+            overrides[key] = raw
+        elif flag.startswith("--"):
+            options[flag[2:]] = value
+    method, dataset, recipe = options["method"], options["dataset"], options.get("recipe", "")
+    labeled = options.get("labeled") or (methods.get_method(method).recipe(recipe, dataset).labeled_subset
+                                         if recipe else "balanced")
+    return {"method": method, "dataset": dataset, "seed": int(options.get("seed", 0)), "recipe": recipe,
+            "labeled_subset": labeled, "overrides": typed_settings(methods.get_method(method), overrides)}
+
+
+def migrate_record(record, markdown_text):
+    """A training record made before records carried their config: add `config.run` from the train command
+    its markdown twin names ("from the run made by `...`"), marked as reconstructed. Unchanged if it has one."""
+    import re
+    if "config" in record:
+        return record
+    found = re.search(r"from the run made by `(python cli\.py train [^`]*)`", markdown_text)
+    if not found:
+        raise BadValueError("the markdown twin names no train command to reconstruct the config from")
+    return {**record, "config": {"run": identity_from_train_command(found.group(1)),
+                                 "reconstructed_from": "the train command in the markdown twin (the run folder "
+                                                       "was gone when records began to carry their config)"},
+            "train_command": found.group(1)}

@@ -72,7 +72,7 @@ def curve_lines(results_dir):
     if not pngs:
         return []
     lines = ["", "## Training curves: test error after every pass", "",
-             "Each long run above and each `comparable` cell with a test error; dashed: the paper's value."]
+             "Each long run above and each `comparable` cell with a test error; horizontal lines: the paper's value."]
     for png in pngs:
         about = png.with_suffix(".txt")
         lines += ["", f"![{png.stem}](figures/curves/{png.name})"]
@@ -117,3 +117,68 @@ def render_status(results_dir="results"):
                                           or "none committed"),
               f"- Figures: {', '.join(f'[{f}]({f})' for f in figures) or 'none'}."]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the README's headline table
+
+HEADLINE_START = "<!-- headline table: made by `python cli.py status`; do not edit by hand -->"
+HEADLINE_END = "<!-- end of headline table -->"
+
+
+def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
+    """One row per model of the paper's tables, one column per table, the `budget` cells' mean ± std over
+    seeds (paper's value in parentheses): the README's first screen, made from the committed records."""
+    stats = aggregate(load_records(Path(results_dir), budget))
+    models, columns = [], []
+    for table, spec in PAPER_TABLES.items():
+        columns.append((table, spec["metric"]))
+        for (_, method), _paper in spec["rows"]:
+            if method not in models:
+                models.append(method)
+    datasets = sorted({d for spec in PAPER_TABLES.values() for _, paper in spec["rows"] for d in paper},
+                      key=list(DATASET_TITLES).index)
+    datasets = [d for d in datasets if not stats[stats.dataset == d].empty]
+    header = ["model"] + [f"{DATASET_TITLES[d]} {METRIC_TITLES[m]} (Table {'I' * t})"
+                          for d in datasets for t, m in columns]
+    rows = []
+    for method in models:
+        cells = []
+        for dataset in datasets:
+            for table, metric in columns:
+                paper = _paper_value(table, method, dataset)
+                if paper is None and method not in _table_methods(table):
+                    cells.append("—")  # the paper's table has no such row
+                    continue
+                cell = stats[(stats.metric == metric) & (stats.method == method) & (stats.dataset == dataset)]
+                scale = 100.0 if metric == "test_error" else 1.0
+                if cell.empty or cell.iloc[0]["n"] == 0:
+                    ours = "—" if paper is None else "not run"
+                else:
+                    ours = format_value(cell.iloc[0]["mean"], cell.iloc[0]["std"], int(cell.iloc[0]["n"]), scale)
+                cells.append(ours if paper is None else f"{ours}; paper {paper:.2f}")
+        rows.append([DISPLAY_NAMES.get(method, method), *cells])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _table_methods(table):
+    return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
+
+
+def _paper_value(table, method, dataset):
+    for (_, row_method), paper in PAPER_TABLES[table]["rows"]:
+        if row_method == method:
+            return paper.get(dataset)
+    return None
+
+
+def update_readme_headline(readme_path, results_dir="results"):
+    """Replace the block between HEADLINE_START and HEADLINE_END in `readme_path` with render_headline;
+    returns the new text (None when the README has no such block)."""
+    text = Path(readme_path).read_text()
+    if HEADLINE_START not in text or HEADLINE_END not in text:
+        return None
+    before, rest = text.split(HEADLINE_START, 1)
+    _, after = rest.split(HEADLINE_END, 1)
+    return before + HEADLINE_START + "\n" + render_headline(results_dir) + HEADLINE_END + after

@@ -25,8 +25,8 @@ def labeled_slices(num_labeled, batch_size, num_steps, generator):
 
 
 # A split is copied to the GPU when it takes at most this fraction of the GPU's total memory: a fixed rule,
-# the same in every worker, where a free-memory check raced with the workers sharing the GPU. With the
-# default of one worker per GPU (reporting/launch.py) that leaves room for eight.
+# the same in every worker, where a free-memory check raced with the workers sharing the GPU. `reproduce`
+# runs one worker per GPU by default (reporting/launch.py); eight sharing one would still fit.
 GPU_SPLIT_FRACTION = 1 / 8
 
 
@@ -35,15 +35,16 @@ def training_split(data, device):
 
     On a GPU the split is copied there once when it takes at most GPU_SPLIT_FRACTION of the GPU's memory
     (MNIST: 47 MB of uint8, CelebA's full 202,599 images 2.5 GB), so that no step waits for a transfer;
-    a larger split stays on the host in pinned memory, and each batch is gathered into pinned memory and
-    copied without blocking (`gather`). On the CPU: the tensors themselves."""
+    a larger split stays on the host as it is (pinning all of it would lock gigabytes of host memory to
+    no purpose), and each batch is gathered into pinned memory and copied without blocking (`gather`).
+    On the CPU: the tensors themselves."""
     device = torch.device(device)
     images, labels = data.train_images, data.train_labels
     if device.type != "cuda":
         return images, labels
     if split_fits_on_gpu(images.numel() * images.element_size(), device):
         return images.to(device), labels.to(device)
-    return images.pin_memory(), labels.pin_memory()
+    return images, labels
 
 
 def split_fits_on_gpu(num_bytes, device):
