@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 
+from .budgets import BUDGETS
 from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
 from .results import KID_OF_FID, aggregate, load_records
 from .significance import cell_markers, table_tests
@@ -196,6 +197,9 @@ def protocol_notes(table, frame, budget, datasets):
         if metric == "test_error":
             line += f"; {records[0]['protocol']['test_error']}"
         notes.append(line + ".")
+    budget_note = BUDGETS[budget].note if budget in BUDGETS else ""
+    if budget_note and notes:
+        notes.append(f"- {budget_note}")
     return notes
 
 
