@@ -57,3 +57,24 @@ def _isolated_env(monkeypatch, tmp_path):
     for var in ("SEGMA_DATA_ROOT", "SEGMA_CACHE_DIR", "SEGMA_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def tiny_options(tmp_path, **overrides):
+    """`reproduce`'s options for a test: everything under tmp_path, on the CPU, no progress output."""
+    from segma_bench.reporting.options import ReproduceOptions
+    return ReproduceOptions(**{"cache_dir": tmp_path / "cache", "device": "cpu", "fid_device": "cpu",
+                               "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results", "progress": False,
+                               **overrides})
+
+
+def tiny_spec(data=None, **overrides):
+    """A DataSpec for a tiny toy dataset: 8x8 grey images, 3 equally likely classes, 30 training images, 6 labeled.
+    With `data` (an ImageDataset, e.g. the fake_data fixture): its name, image shape, classes (equally likely) and
+    training-set size instead. `overrides` replace any field (name there what the test depends on)."""
+    from segma_bench.methods.base import DataSpec
+    fields = {"dataset": "toy", "image_shape": (1, 8, 8), "num_classes": 3, "class_priors": (1 / 3,) * 3,
+              "num_train": 30, "num_labeled": 6}
+    if data is not None:
+        fields.update(dataset=data.name, image_shape=data.image_shape, num_classes=data.num_classes,
+                      class_priors=(1 / data.num_classes,) * data.num_classes, num_train=len(data.train_images))
+    return DataSpec(**{**fields, **overrides})

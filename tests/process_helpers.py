@@ -29,7 +29,7 @@ class SlowFakeExtractor:
 def reference_statistics_in_a_process(cache_dir, counter, out, barrier):
     import numpy as np
 
-    from segma_bench.evaluation.fid import cached_reference_statistics
+    from segma_bench.evaluation.fid import cached_reference
     barrier.wait()  # both ask for the statistics at the same moment, after their slow imports
 
     def compute_images():
@@ -37,5 +37,5 @@ def reference_statistics_in_a_process(cache_dir, counter, out, barrier):
             f.write("computed\n")
         return np.random.default_rng(0).random((6, 1, 2, 2))
     key = {"dataset": "toy", "split": "train", "num_samples": 6, "preprocessing": "none"}
-    mu, _ = cached_reference_statistics(cache_dir, key, compute_images, SlowFakeExtractor())
+    _, mu, _ = cached_reference(cache_dir, key, compute_images, SlowFakeExtractor())
     np.save(os.path.join(out, f"mu-{os.getpid()}.npy"), mu)

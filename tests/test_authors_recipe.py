@@ -1,4 +1,4 @@
-"""The SeGMA authors-code recipe (issue 10): the first-N labeled set and its priors, the rows each loss term
+"""The SeGMA authors-code recipe: the first-N labeled set and its priors, the rows each loss term
 uses, Glorot and the authors' mean initialisation, and the unsupervised variants never seeing labels."""
 import json
 import math
@@ -123,7 +123,7 @@ def test_unlabeled_divergence_rows_take_gamma_from_the_unlabeled_count(monkeypat
 
 @pytest.mark.parametrize("name", ["cwae", "segma-unsup"])
 def test_unsupervised_variants_never_see_the_labeled_rows(name):
-    """Fails on the code before issue 10, which stacked the 100 labeled images into every batch."""
+    """Fails on the earlier code, which stacked the 100 labeled images into every batch."""
     model = build(name)
     batch = toy_batch()
     grads = []
@@ -187,12 +187,16 @@ def test_recipe_is_part_of_the_run_identity(tmp_path, fake_data):
 def test_run_folders_from_before_recipes_still_resume(tmp_path, fake_data):
     run = tmp_path / "run"
     spec = dict(method="segma", dataset="fake", overrides=dict(SMALL), progress=False)
-    train(RunSpec(**spec, epochs=1), run, data=fake_data)
+    first = train(RunSpec(**spec, epochs=1), run, data=fake_data)
     config = json.loads((run / "config.json").read_text())
     for key in ("recipe", "labeled_subset"):  # as config.json was written before these fields existed
         del config["run"][key]
     (run / "config.json").write_text(json.dumps(config))
-    assert train(RunSpec(**spec, epochs=2), run, data=fake_data)["epochs_completed"] == 2
+    metrics = train(RunSpec(**spec, epochs=2), run, data=fake_data)
+    # resumed (not refused as another run, nor trained again from scratch): epoch 1 is the one already trained
+    assert metrics["epochs_completed"] == 2 and metrics["history"][0] == first["history"][0]
+    assert "resumed from the end of epoch 1" in (run / "train.log").read_text()
+    assert json.loads((run / "config.json").read_text()) == config  # the old folder is left as it was
 
 
 def test_a_run_report_names_the_recipe_and_labeled_subset_its_run_was_made_with(tmp_path, fake_data):

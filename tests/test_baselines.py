@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import tiny_spec
 from segma_bench.methods import Batch, DataSpec, get_method
 from segma_bench.methods.distributions import (
     bernoulli_log_likelihood,
@@ -16,12 +17,10 @@ from segma_bench.methods.distributions import (
     gaussian_log_pdf,
     log_mean_exp,
     reparameterize,
-    standard_normal_log_pdf,
 )
 
 NAMES = ["m1m2", "adgm"]
-SPEC = DataSpec(dataset="toy", image_shape=(1, 8, 8), num_classes=3, class_priors=(1 / 3, 1 / 3, 1 / 3),
-                num_train=60, num_labeled=6)
+SPEC = tiny_spec(num_train=60)  # N = 60 and N_labeled = 6 set the classification weight the tests check
 
 
 def toy_images(labels, seed=0):
@@ -66,7 +65,8 @@ def test_gaussian_kl_and_entropy_match_monte_carlo():
     n = 200_000
     z = reparameterize(mean, logvar, torch.randn(n, 4, generator=generator, dtype=torch.float64))
     log_q = gaussian_log_pdf(z, mean, logvar).sum(1)
-    for mc_values, closed_form in [(log_q - standard_normal_log_pdf(z).sum(1),
+    log_p = gaussian_log_pdf(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)     # log N(z; 0, I)
+    for mc_values, closed_form in [(log_q - log_p,
                                     gaussian_kl_to_standard(mean, logvar).sum()),
                                    (-log_q, gaussian_entropy(logvar).sum())]:
         tolerance = 5 * mc_values.std() / math.sqrt(n)   # five Monte Carlo standard errors
@@ -99,12 +99,12 @@ def test_enumerated_labels_equal_an_explicit_loop(name, overrides):
     torch.manual_seed(5)
     noise = {k: v.double() for k, v in method.draw_noise(x, enumerate_labels=True).items()}
     assert noise["z"].shape[-3:-1] == (SPEC.num_classes, len(x))
-    vectorised = method.unlabeled_elbo(x, noise)
-    log_q = method.class_log_probs(x, noise)
+    vectorised = method.unlabeled_elbo(x, noise)                 # what semi_supervised_step minimises
+    log_q = method._log_q(method._prepare(x, noise))
     loop = torch.zeros(len(x), dtype=torch.float64)
     for k in range(SPEC.num_classes):
         label = torch.full((len(x),), k, dtype=torch.long)
-        elbo_k = method.labeled_elbo(x, label, with_label(noise, k))
+        elbo_k, _ = method.labeled_terms(x, label, with_label(noise, k))
         loop += log_q[:, k].exp() * elbo_k                   # sum_y q(y|.) L(x, y)
     loop += -(log_q.exp() * log_q).sum(1)                    # + H(q(y|.))
     torch.testing.assert_close(vectorised, loop, rtol=1e-12, atol=1e-9)
@@ -352,8 +352,7 @@ def test_through_the_training_loop_with_resume(name, tmp_path, fake_data):
 
 # ---- the original codes' settings (recipes) and the switches they set ----------------------------------------
 
-MNIST_SPEC = DataSpec(dataset="mnist", image_shape=(1, 8, 8), num_classes=3, class_priors=(1 / 3,) * 3,
-                      num_train=60, num_labeled=6)
+MNIST_SPEC = tiny_spec(dataset="mnist", num_train=60)  # the recipes are MNIST's
 
 
 def test_kingma_code_recipe_settings():
@@ -483,17 +482,16 @@ def test_adgm_several_draws_average_the_bound_and_the_class_probabilities():
     single = build("adgm", train_samples=1).double()
     single.load_state_dict(method.state_dict())
     draws = [{k: v[s:s + 1] for k, v in noise.items()} for s in range(3)]
-    bounds = torch.stack([torch.stack([single.labeled_elbo(x, torch.full_like(y, k), with_label(d, k))
+    bounds = torch.stack([torch.stack([single.labeled_terms(x, torch.full_like(y, k), with_label(d, k))[0]
                                        for k in range(3)], 1) for d in draws])           # (S, B, K)
-    q = torch.stack([single.class_log_probs(x, d).exp() for d in draws]).mean(0)      # mean over draws
+    q = torch.stack([single._log_q(single._prepare(x, d)).exp() for d in draws]).mean(0)  # mean over draws
     expected = (q * (bounds.mean(0) - q.log())).sum(1)                                 # sdgmssl.py l.279-285
     torch.testing.assert_close(method.unlabeled_elbo(x, noise), expected, rtol=1e-12, atol=1e-9)
     # The labeled cross-entropy is the mean over the draws of -log q(y|a,x) (sdgmssl.py l.248-249).
     labeled_noise = {"a": noise["a"], "z": noise["z"][:, 0]}
-    ctx = method._prepare(x, labeled_noise)
-    per_draw = [F.nll_loss(single.class_log_probs(x, {"a": labeled_noise["a"][s:s + 1]}), y, reduction="none")
+    per_draw = [F.nll_loss(single._log_q(single._prepare(x, {"a": labeled_noise["a"][s:s + 1]})), y, reduction="none")
                 for s in range(3)]
-    torch.testing.assert_close(method.cross_entropy(ctx, y), torch.stack(per_draw).mean(0))
+    torch.testing.assert_close(method.labeled_terms(x, y, labeled_noise)[1], torch.stack(per_draw).mean(0))
 
 
 def test_adgm_skip_variant_graph():
@@ -506,8 +504,8 @@ def test_adgm_skip_variant_graph():
     noise = sdgm.draw_noise(x, enumerate_labels=False)
     y = torch.arange(12) % 3
     shifted = {**noise, "a": noise["a"] + 1.0}      # the bound of SDGM reads a through p(x|a,y,z) as well
-    elbo = sdgm.labeled_elbo(x, y, noise)
-    assert not torch.allclose(elbo, sdgm.labeled_elbo(x, y, shifted))
+    elbo, _ = sdgm.labeled_terms(x, y, noise)
+    assert not torch.allclose(elbo, sdgm.labeled_terms(x, y, shifted)[0])
     # Generation needs no x: a comes from p(a|y,z).
     images = sdgm.sample(torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
     assert images.shape == (3, *SPEC.image_shape) and 0 <= images.min() and images.max() <= 1

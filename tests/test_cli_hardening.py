@@ -1,4 +1,4 @@
-"""Issue 13: what a hostile but realistic user tries. Every case ends in one line on stderr saying what is
+"""What a hostile but realistic user tries. Every case ends in one line on stderr saying what is
 wrong and how to fix it, a non-zero exit, no traceback, and nothing half-written or replaced; options are
 checked before any data or model is loaded."""
 import json
@@ -91,9 +91,10 @@ def test_reproduce_results_dir_under_a_file_fails_before_any_work(a_file, tmp_pa
 
 
 def test_reproduce_refuses_an_unwritable_results_dir_in_python_too(a_file):
+    from segma_bench.reporting.options import ReproduceOptions
     from segma_bench.reporting.reproduce import reproduce
     with pytest.raises(NotADirectoryError, match="results folder"):
-        reproduce(2, ["fake-cli"], ["segma"], 1, "quick", {"results_dir": str(a_file / "x")}, "cmd")
+        reproduce(2, ["fake-cli"], ["segma"], 1, "quick", ReproduceOptions(results_dir=str(a_file / "x")), "cmd")
 
 
 @pytest.mark.skipif(shutil.which("id") and __import__("os").geteuid() == 0, reason="root may write anywhere")
@@ -235,9 +236,18 @@ def test_truncated_mnist_names_the_file_and_its_size(tmp_path):
     assert "not found" not in err and not (tmp_path / "run").exists()
 
 
-def test_complete_mnist_files_pass_the_size_check(shared_data):
-    from segma_bench.datasets.mnist import check_raw_sizes
-    check_raw_sizes(shared_data)  # the real files have exactly the expected sizes
+def test_complete_mnist_files_pass_the_size_check(shared_data, tmp_path):
+    from segma_bench.datasets.mnist import RAW_SIZES, check_raw_sizes
+    raw = shared_data / "MNIST" / "raw"
+    # every file is there (the check skips absent ones) with exactly the expected size, and the check passes
+    assert {name: (raw / name).stat().st_size for name in RAW_SIZES} == RAW_SIZES
+    check_raw_sizes(shared_data)
+    # the same file one byte short is refused: the check looks at these files
+    name = min(RAW_SIZES, key=RAW_SIZES.get)
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    (tmp_path / "MNIST" / "raw" / name).write_bytes((raw / name).read_bytes()[:-1])
+    with pytest.raises(datasets.DataCorruptError, match=f"{name} is {RAW_SIZES[name] - 1:,} bytes"):
+        check_raw_sizes(tmp_path)
 
 
 # ---- 9. an empty or invalid config.json ------------------------------------------------------------------

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import segma_bench.cli.main as cli
+from conftest import tiny_spec
 from segma_bench.datasets.registry import DATASETS
 from segma_bench.evaluation import compare, harness
-from segma_bench.methods import DataSpec
 from test_harness import LinearCodes, StubExtractor
 
 
@@ -44,9 +44,7 @@ def run(*args, stdout_only=True):
 
 
 def test_fid_and_kid_of_a_folder_equal_evaluates_for_the_same_images(toy, tmp_path):
-    spec = DataSpec(dataset="toy-cmp", image_shape=toy.image_shape, num_classes=3, class_priors=(1 / 3,) * 3,
-                    num_train=len(toy.train_images), num_labeled=6)
-    method = ByteExactSamples(spec)
+    method = ByteExactSamples(tiny_spec(toy))
     metrics, protocol = harness.evaluate(method, toy, {"sample_fid"}, 20, StubExtractor(), tmp_path / "cache", seed=4)
     save_pngs(harness.generated_samples(method, 20, seed=4), tmp_path / "samples")
     cache = ["--cache-dir", tmp_path / "cache"]

@@ -1,4 +1,4 @@
-"""Devices (issue 30's CUDA defects): decided where a cell runs, one GPU's RNG state per checkpoint, the device and
+"""Devices: decided where a cell runs, one GPU's RNG state per checkpoint, the device and
 CUDA precision recorded, workers spread over GPUs, no host-device sync per step.
 
 Most tests run on the CPU and reach the CUDA branches by monkeypatching torch.cuda (no GPU is needed to check a
@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 import pytest
 import torch
 
+from conftest import tiny_options
 from segma_bench.core import devices
 from segma_bench.core.errors import BadValueError
 from segma_bench.evaluation.classification import train
@@ -79,9 +80,7 @@ def test_gpu_ids_keep_the_parents_numbering(monkeypatch):
 
 def make_task(tmp_path, device="auto", threads=1, fid_device=None):
     from segma_bench.reporting.launch import Cell, CellTask
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": device,
-               "fid_device": fid_device, "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False}
+    options = tiny_options(tmp_path, device=device, fid_device=fid_device)
     return CellTask(Cell("fake", "segma", 0), 2, "quick", options, threads)
 
 
@@ -101,13 +100,13 @@ def test_a_job_decides_its_training_and_fid_device_itself(tmp_path, monkeypatch,
     from segma_bench.reporting.launch import job_setup
     pretend_gpus(monkeypatch, 0)  # a job started without a GPU (submitit local without gpus_per_node, say)
     options = job_setup(make_task(tmp_path, "auto"))
-    assert (options["device"], options["fid_device"]) == ("cpu", "cpu") and job_process["flush_for"] == "cpu"
+    assert (options.device, options.fid_device) == ("cpu", "cpu") and job_process["flush_for"] == "cpu"
     pretend_gpus(monkeypatch, 1, visible="0")  # a job given one GPU
     options = job_setup(make_task(tmp_path, "auto"))
-    assert (options["device"], options["fid_device"]) == ("cuda", "cuda")
+    assert (options.device, options.fid_device) == ("cuda", "cuda")
     job_process.clear()
     options = job_setup(make_task(tmp_path, "cuda:0", fid_device="cpu"))  # an explicit FID device is kept
-    assert (options["device"], options["fid_device"], job_process["current_gpu"]) == ("cuda:0", "cpu", "cuda:0")
+    assert (options.device, options.fid_device, job_process["current_gpu"]) == ("cuda:0", "cpu", "cuda:0")
     pretend_gpus(monkeypatch, 0, visible="")
     with pytest.raises(BadValueError, match="sees 0 CUDA device"):  # said in the cell's log, not a silent CPU run
         job_setup(make_task(tmp_path, "cuda"))
@@ -127,11 +126,12 @@ def test_the_fid_extractor_follows_the_device_of_the_process(tmp_path, monkeypat
     built = []
     monkeypatch.setattr(inception, "FeatureExtractor", lambda weights_path, device: built.append(device) or device)
     pretend_gpus(monkeypatch, 0)
-    assert extractor_factory({"device": "auto", "fid_weights": None, "fid_device": None})() == "cpu"
+    from segma_bench.reporting.options import ReproduceOptions
+    assert extractor_factory(ReproduceOptions(device="auto"))() == "cpu"
     pretend_gpus(monkeypatch, 1)
-    assert extractor_factory({"device": "auto", "fid_weights": None, "fid_device": None})() == "cuda"
-    assert extractor_factory({"device": "auto", "fid_weights": None, "fid_device": "cpu"})() == "cpu"
-    factory = extractor_factory({"device": "cpu", "fid_weights": None})
+    assert extractor_factory(ReproduceOptions(device="auto"))() == "cuda"
+    assert extractor_factory(ReproduceOptions(device="auto", fid_device="cpu"))() == "cpu"
+    factory = extractor_factory(ReproduceOptions(device="cpu"))
     assert factory() is factory() and built == ["cpu", "cuda", "cpu", "cpu"]  # built once per process
 
 
@@ -141,7 +141,7 @@ def test_reproduce_leaves_the_fid_device_to_the_cells(tmp_path, monkeypatch):
     import segma_bench.reporting.reproduce as reproduce
     from segma_bench.cli.main import cli
     seen = {}
-    monkeypatch.setattr(reproduce, "reproduce", lambda *args, **kwargs: seen.update(args[5]) or ("t.md", "table"))
+    monkeypatch.setattr(reproduce, "reproduce", lambda *args, **kwargs: seen.update(vars(args[5])) or ("t.md", "table"))
     result = CliRunner().invoke(cli, ["reproduce", "--table", "2", "--device", "cpu", "--launcher", "local",
                                       "--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -170,9 +170,9 @@ def test_workers_go_to_the_least_busy_gpu(tmp_path, monkeypatch):
     running = []
     for _ in range(4):  # --jobs 4 on 2 GPUs: two on each, round-robin
         running.append(on_least_busy_gpu(make_task(tmp_path), gpus, running))
-    assert [task.options["device"] for task in running] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert [task.options.device for task in running] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     running = [running[0], running[2]]  # the two on cuda:1 finished: the next worker goes there
-    assert on_least_busy_gpu(make_task(tmp_path), gpus, running).options["device"] == "cuda:1"
+    assert on_least_busy_gpu(make_task(tmp_path), gpus, running).options.device == "cuda:1"
     task = make_task(tmp_path, "cpu")
     assert on_least_busy_gpu(task, [], running) is task  # no GPUs: the task decides in its process
 
@@ -198,8 +198,8 @@ def test_launchers_give_each_job_one_gpu_seen_as_cuda_0(tmp_path, monkeypatch):
     pretend_gpus(monkeypatch, 0, visible="")
     assert cluster.local_gpus("auto") == []
     task = make_task(tmp_path, "cuda:1")
-    assert cluster.job_task(task).options["device"] == "cuda"  # the job sees its one GPU as cuda:0
-    assert cluster.job_task(make_task(tmp_path, "auto")).options["device"] == "auto"  # decided in the job
+    assert cluster.job_task(task).options.device == "cuda"  # the job sees its one GPU as cuda:0
+    assert cluster.job_task(make_task(tmp_path, "auto")).options.device == "auto"  # decided in the job
 
 
 def test_a_local_job_sees_the_gpu_it_was_given(tmp_path):
@@ -389,9 +389,7 @@ def test_records_copy_the_device_of_each_epoch_and_the_execution(tmp_path, monke
     import segma_bench.datasets as datasets
     from segma_bench.reporting.reproduce import reproduce
     monkeypatch.setitem(datasets.DATASETS, "mnist", lambda root, cache: make_fake(name="mnist"))
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "auto",
-               "fid_device": None, "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False, "recompute": False}
+    options = tiny_options(tmp_path, device="auto", fid_device=None)
     reproduce(2, ["mnist"], ["segma"], 1, "quick", options, "test", log=lambda *_: None)
     record = json.loads(next((tmp_path / "results" / "runs" / "quick").glob("*.json")).read_text())
     assert record["training"]["device_by_epoch"] == ["cpu"] * record["training"]["epochs"]

@@ -19,8 +19,6 @@ from segma_bench.evaluation import inception
 from segma_bench.evaluation.fid import (
     activation_statistics,
     cached_reference,
-    cached_reference_statistics,
-    fid_from_images,
     fid_protocol,
     frechet_distance,
     reference_cache_path,
@@ -179,13 +177,18 @@ def test_bad_images_are_rejected():
         inception.as_image_batch(torch.full((2, 1, 28, 28), float("nan")))
 
 
+def fid_of(images, ref_mu, ref_sigma, extractor):
+    """FID as the harness computes it (evaluation/harness.py): statistics of the features, then the distance."""
+    return frechet_distance(*activation_statistics(extractor(images)), ref_mu, ref_sigma)
+
+
 @needs_weights
-def test_fid_from_images(extractor):
+def test_fid_of_images(extractor):
     real = mnist_like(6, seed=6)
     ref_mu, ref_sigma = activation_statistics(extractor(real))
-    assert fid_from_images(real, ref_mu, ref_sigma, extractor) == pytest.approx(0, abs=1e-6)
-    fid_noise = fid_from_images(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(7)),
-                                ref_mu, ref_sigma, extractor)
+    assert fid_of(real, ref_mu, ref_sigma, extractor) == pytest.approx(0, abs=1e-6)
+    fid_noise = fid_of(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(7)),
+                       ref_mu, ref_sigma, extractor)
     assert np.isfinite(fid_noise) and fid_noise > 1.0
     protocol = fid_protocol(extractor)
     assert protocol["weights_sha256"] == inception.OFFLINE_WEIGHTS_SHA256 == extractor.weights_sha256
@@ -293,13 +296,14 @@ KEY = {"dataset": "mnist", "split": "test", "num_samples": 8, "preprocessing": "
 
 def test_reference_statistics_are_cached_on_disk(tmp_path):
     images = CountingImages(8)
-    first = cached_reference_statistics(tmp_path, KEY, images, FakeExtractor())
-    second = cached_reference_statistics(tmp_path, KEY, images, FakeExtractor())
+    first = cached_reference(tmp_path, KEY, images, FakeExtractor())
+    second = cached_reference(tmp_path, KEY, images, FakeExtractor())
     assert images.calls == 1
     for computed, cached in zip(first, second):
         np.testing.assert_array_equal(computed, cached)
     expected = activation_statistics(FakeExtractor()(mnist_like(8)))
-    np.testing.assert_allclose(first[1], expected[1], rtol=1e-12)
+    np.testing.assert_allclose(first[1], expected[0], rtol=1e-12)
+    np.testing.assert_allclose(first[2], expected[1], rtol=1e-12)
     expected_file = reference_cache_path(tmp_path, reference_key(KEY, FakeExtractor()))
     # no temporary file left behind (.locks/ holds the lock that parallel cells take: see storage.file_lock)
     assert [p for p in tmp_path.iterdir() if p.name != ".locks"] == [expected_file]
@@ -312,21 +316,21 @@ def test_reference_statistics_are_cached_on_disk(tmp_path):
     (KEY, FakeExtractor(weights_sha256="b" * 64)),
 ])
 def test_a_changed_key_recomputes(tmp_path, changed_key, extractor):
-    cached_reference_statistics(tmp_path, KEY, CountingImages(8), FakeExtractor())
+    cached_reference(tmp_path, KEY, CountingImages(8), FakeExtractor())
     images = CountingImages(changed_key["num_samples"], seed=1)
-    mu, _ = cached_reference_statistics(tmp_path, changed_key, images, extractor)
+    _, mu, _ = cached_reference(tmp_path, changed_key, images, extractor)
     assert images.calls == 1
     np.testing.assert_allclose(mu, activation_statistics(extractor(mnist_like(images.n, seed=1)))[0])
 
 
 def test_a_file_with_another_key_inside_is_not_reused(tmp_path):
-    cached_reference_statistics(tmp_path, KEY, CountingImages(8), FakeExtractor())
+    cached_reference(tmp_path, KEY, CountingImages(8), FakeExtractor())
     other_key = {**KEY, "num_samples": 5}
     # Put the statistics for KEY under other_key's file name, as a hash collision would.
     cached = reference_cache_path(tmp_path, reference_key(KEY, FakeExtractor()))
     cached.rename(reference_cache_path(tmp_path, reference_key(other_key, FakeExtractor())))
     images = CountingImages(5)
-    cached_reference_statistics(tmp_path, other_key, images, FakeExtractor())
+    cached_reference(tmp_path, other_key, images, FakeExtractor())
     assert images.calls == 1
 
 
@@ -336,7 +340,7 @@ def test_reference_key_requires_its_fields_and_the_extractors_weights(tmp_path):
     with pytest.raises(ValueError, match="weights"):
         reference_key({**KEY, "weights_sha256": "c" * 64}, FakeExtractor())
     with pytest.raises(ValueError, match="returned 8 images"):
-        cached_reference_statistics(tmp_path, {**KEY, "num_samples": 9}, CountingImages(8), FakeExtractor())
+        cached_reference(tmp_path, {**KEY, "num_samples": 9}, CountingImages(8), FakeExtractor())
 
 
 def test_the_cache_keeps_the_features_and_refills_a_file_written_without_them(tmp_path):
@@ -347,8 +351,8 @@ def test_the_cache_keeps_the_features_and_refills_a_file_written_without_them(tm
     with np.load(path) as stored:  # rewrite it as a file from before features were kept
         old = {name: stored[name] for name in ("mu", "sigma", "key")}
     np.savez(path, **old)
-    cached_reference_statistics(tmp_path, KEY, images, FakeExtractor())
-    assert images.calls == 1  # mean and covariance alone still come from the old file
-    again, _, _ = cached_reference(tmp_path, KEY, images, FakeExtractor())
-    assert images.calls == 2 and np.array_equal(again, features)
+    again, again_mu, _ = cached_reference(tmp_path, KEY, images, FakeExtractor())
+    assert images.calls == 2 and np.array_equal(again, features) and np.array_equal(again_mu, mu)
     assert "features" in np.load(path).files
+    cached_reference(tmp_path, KEY, images, FakeExtractor())
+    assert images.calls == 2  # the refilled file is used from then on

@@ -7,14 +7,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import tiny_spec
 from segma_bench.datasets import DATASETS, ImageDataset, Protocol, to_float
 from segma_bench.evaluation import latent_ops
 from segma_bench.figures import grids, make
-from segma_bench.methods import DataSpec, get_method
+from segma_bench.methods import get_method
 from segma_bench.methods.base import GenerativeMethod, OperationNotSupported
 
-SPEC = DataSpec(dataset="toy", image_shape=(1, 8, 8), num_classes=3, class_priors=(1 / 3,) * 3, num_train=30,
-                num_labeled=6)
+SPEC = tiny_spec()
 MEANS = torch.tensor([[1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                       [0, 2.0, 0, 0, 0, 0, 0, 0, 0, 0],
                       [0, 0, -3.0, 0, 0, 0, 0, 0, 0, 0.5]])

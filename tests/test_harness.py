@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_spec
 from segma_bench.evaluation import harness
 from segma_bench.evaluation.classification import test_error as classification_error
 from segma_bench.methods import DataSpec, GenerativeMethod, get_method
@@ -101,9 +102,7 @@ def test_test_error_counts_misclassified_images():
 
 
 def test_evaluate_reports_metrics_protocol_and_floor(fake_data, tmp_path):
-    method = get_method("segma").build(DataSpec(
-        dataset="fake", image_shape=fake_data.image_shape, num_classes=3, class_priors=(1 / 3,) * 3,
-        num_train=len(fake_data.train_images), num_labeled=6))
+    method = get_method("segma").build(tiny_spec(fake_data))
     extractor = StubExtractor()
     wanted = {"test_error", "sample_fid", "interpolation_fid"}
     metrics, protocol = harness.evaluate(method, fake_data, wanted, 20, extractor, tmp_path / "cache", seed=0)
@@ -133,9 +132,7 @@ def test_real_statistics_key_changes_with_sample_count(fake_data, tmp_path):
 
 
 def test_evaluate_is_seeded_and_leaves_the_callers_rng_alone(fake_data, tmp_path):
-    spec = DataSpec(dataset="fake", image_shape=fake_data.image_shape, num_classes=3, class_priors=(1 / 3,) * 3,
-                    num_train=len(fake_data.train_images), num_labeled=6)
-    method = get_method("adgm").build(spec, {"eval_samples": 3})  # classify and encode draw the auxiliary a
+    method = get_method("adgm").build(tiny_spec(fake_data), {"eval_samples": 3})  # classify and encode draw the auxiliary a
     torch.manual_seed(123)
     before = torch.get_rng_state()
     first = harness.evaluate(method, fake_data, {"test_error", "interpolation_fid"}, 12, StubExtractor(),

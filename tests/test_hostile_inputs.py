@@ -1,4 +1,4 @@
-"""Issue 29: nothing accepted that is wrong. Each case a hostile but realistic user tried, and its neighbours:
+"""Nothing accepted that is wrong. Each case a hostile but realistic user tried, and its neighbours:
 a malformed record, setting, count, image file or run folder gives one line naming what is wrong (or a stated
 warning), exits non-zero where nothing useful was done, and loses nothing; a run folder is trained by one process
 at a time; a log file gets one line per epoch, not progress-bar frames; a table's footnote names every option it
@@ -540,3 +540,23 @@ def test_the_docs_close_the_plugin_authors_gaps():
     for fragment in ("A stochastic encoder", "chunk(2, dim=1)", "tuple[int, ...]", "display_name", "starts empty",
                      "`--metric` repeats", "makes of them for a dataset", "a new dict", 'metadata={"minimum"'):
         assert fragment in doc, fragment
+
+
+def test_launcher_slurm_without_slurm_is_one_line_before_anything_runs(tmp_path, monkeypatch):
+    """No SLURM here: `reproduce --launcher slurm` says what it needs instead of submitit's RuntimeError."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from segma_bench.cli.main import cli
+    from segma_bench.core.errors import BadValueError
+    from segma_bench.reporting.reproduce import check_launcher
+    with pytest.raises(BadValueError, match="sbatch, squeue, sacct"):
+        check_launcher("slurm", which=lambda command: None)
+    check_launcher("slurm", which=lambda command: f"/usr/bin/{command}")  # with SLURM: no complaint
+    check_launcher("local")
+    if shutil.which("sbatch") is None:
+        result = CliRunner().invoke(cli, ["reproduce", "--table", "2", "--launcher", "slurm", "--budget", "quick",
+                                          "--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r")])
+        assert result.exit_code == 1 and "needs SLURM's sbatch" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("checkpoint.pt"))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import tiny_options
 from process_helpers import hold_lock, reference_statistics_in_a_process
 from segma_bench.cli.main import cli
 from segma_bench.reporting.launch import Cell, GridProgress, cell_log_path, threads_per_job
@@ -169,9 +170,7 @@ def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, m
     from segma_bench.reporting.launch import CellTask
     for key, value in plugin_env.items():
         monkeypatch.setenv(key, value)
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
-               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False}
+    options = tiny_options(tmp_path, device="cpu", fid_device="cpu")
     cell = Cell("toy-long", "segma", 0)
     task = CellTask(cell, 2, "quick", options, threads=1, plugins=[plugin_env["SEGMA_PLUGINS"]])
     run_dir = tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma" / "seed0"

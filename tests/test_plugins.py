@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import segma_bench.datasets as datasets
 import segma_bench.methods as methods
+from conftest import tiny_options, tiny_spec
 from segma_bench.cli.main import cli
 from segma_bench.evaluation.classification import train
 from segma_bench.methods.base import Batch, DataSpec
@@ -157,9 +158,8 @@ def test_example_plugin_loads_and_is_listed():
 
 def test_example_plugin_interface():
     methods.load_plugin(EXAMPLE)
-    spec = DataSpec(dataset="toy", image_shape=(1, 6, 6), num_classes=3, class_priors=(0.5, 0.25, 0.25),
-                    num_train=30, num_labeled=6)
     torch.manual_seed(0)
+    spec = tiny_spec(image_shape=(1, 6, 6), class_priors=(0.5, 0.25, 0.25))
     model = methods.get_method("my-method").build(spec, {"hidden": 16, "beta": 2.0})
     assert model.config.beta == 2.0 and model.config.learning_rate == 1e-3
     g = torch.Generator().manual_seed(0)
@@ -296,9 +296,7 @@ def test_table_variant_and_plugin_file_reach_the_table(plugin_file, tmp_path, fa
     monkeypatch.setitem(datasets.DATASETS, "mnist", lambda root, cache: make_fake(name="mnist"))
     monkeypatch.setenv("SEGMA_PLUGINS", str(path))
     methods.load_plugin(path)
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
-               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False, "recompute": False}
+    options = tiny_options(tmp_path, device="cpu", fid_device="cpu")
     monkeypatch.setattr(sys, "argv", ["cli.py", "reproduce", "--table", "2", "--method", name])
     from segma_bench.cli.checks import invocation
     _, text = reproduce(2, ["mnist"], [name], 1, "quick", options, invocation(), log=lambda *_: None)

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 import segma_bench.cli.main as cli
+from conftest import tiny_options, tiny_spec
 from segma_bench.datasets.registry import DATASETS
 from segma_bench.evaluation import compare, harness
 from segma_bench.evaluation.prc import fraction_inside, knn_radii, precision_recall
-from segma_bench.methods import DataSpec, get_method
+from segma_bench.methods import get_method
 from segma_bench.reporting import budgets
 from segma_bench.reporting import reproduce as reproduce_module
 from segma_bench.reporting.cell import lacks_precision_recall
@@ -133,9 +134,7 @@ def test_same_as_torch_fidelity_on_the_same_features():
 # ---------------------------------------------------------------- wiring
 
 def fake_method(fake_data):
-    return get_method("segma").build(DataSpec(
-        dataset="fake", image_shape=fake_data.image_shape, num_classes=3, class_priors=(1 / 3,) * 3,
-        num_train=len(fake_data.train_images), num_labeled=6))
+    return get_method("segma").build(tiny_spec(fake_data))
 
 
 def test_evaluate_stores_precision_and_recall_beside_fid_and_kid_with_a_real_reference(fake_data, tmp_path):
@@ -194,8 +193,7 @@ def tiny_budget(monkeypatch, make_fake, tmp_path):
     fake = make_fake(name="toy-files")
     monkeypatch.setitem(DATASETS, "toy-files", lambda root, cache: fake)
     monkeypatch.setitem(budgets.BUDGETS, "tiny", TINY)
-    return {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
-            "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results", "progress": False}
+    return tiny_options(tmp_path, device="cpu", fid_device="cpu")
 
 
 def test_reproduce_adds_them_where_the_run_folder_is_and_never_retrains_for_them(tiny_budget, monkeypatch):
@@ -212,7 +210,7 @@ def test_reproduce_adds_them_where_the_run_folder_is_and_never_retrains_for_them
         return record
 
     reproduce()
-    path = record_path(options["results_dir"], "tiny", "toy-files", "segma", 0)
+    path = record_path(options.results_dir, "tiny", "toy-files", "segma", 0)
     first = json.loads(path.read_text())
     assert 0 <= first["metrics"]["sample_precision"] <= 1 and "prc" in first["protocol"]
     checkpoint = Path(first["run_dir"]) / "checkpoint.pt"
@@ -224,14 +222,14 @@ def test_reproduce_adds_them_where_the_run_folder_is_and_never_retrains_for_them
     shutil.rmtree(checkpoint.parent)
     reproduce()  # the run folder is gone: the record stays as it is, nothing is trained
     assert json.loads(path.read_text()) == old and not checkpoint.parent.exists()
-    assert "| not computed" in (options["results_dir"] / "table1-tiny.md").read_text()
+    assert "| not computed" in (options.results_dir / "table1-tiny.md").read_text()
 
 
 def test_tables_show_precision_and_recall_or_say_not_computed(tmp_path):
     with_prc = {"sample_fid": 20.0, "sample_kid": 0.01, "sample_precision": 0.7, "sample_recall": 0.5}
     write_cell(tmp_path, "segma", 0, with_prc)
     write_cell(tmp_path, "segma", 1, {**with_prc, "sample_precision": 0.8, "sample_recall": 0.6})
-    write_cell(tmp_path, "adgm", 0, {"sample_fid": 30.0, "sample_kid": 0.02})  # made before issue 28
+    write_cell(tmp_path, "adgm", 0, {"sample_fid": 30.0, "sample_kid": 0.02})  # made before precision and recall existed
     write_cell(tmp_path, "cwae", 0, with_prc)
     write_cell(tmp_path, "cwae", 1, {"sample_fid": 22.0, "sample_kid": 0.02})
     text = render(1, tmp_path, "comparable", {"segma", "adgm", "cwae", "m1m2", "segma-unsup"})

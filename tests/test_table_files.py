@@ -1,14 +1,16 @@
 """Table files and records: committed records render the committed tables byte for byte, and no command
-replaces a table or a record with less than it had unless --force (issue 12's data-loss cases)."""
+replaces a table or a record with less than it had unless --force (the data-loss cases)."""
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import segma_bench.cli.main as cli
+from conftest import tiny_options
 from segma_bench.datasets.registry import DATASETS
 from segma_bench.evaluation.classification import train
 from segma_bench.reporting import budgets
@@ -130,22 +132,20 @@ def toy(monkeypatch, make_fake, tmp_path):
     fake = make_fake(name="toy-files")
     monkeypatch.setitem(DATASETS, "toy-files", lambda root, cache: fake)
     monkeypatch.setitem(budgets.BUDGETS, "tiny", TINY)
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
-               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False}
+    options = tiny_options(tmp_path, device="cpu", fid_device="cpu")
     return fake, options
 
 
 def test_reproduce_refuses_to_replace_a_record_with_a_shorter_run(tmp_path, toy):
     _, options = toy
-    write_cell(options["results_dir"], "segma", 0, {}, budget="tiny", epochs=40, dataset="toy-files")
-    path = record_path(options["results_dir"], "tiny", "toy-files", "segma", 0)
+    write_cell(options.results_dir, "segma", 0, {}, budget="tiny", epochs=40, dataset="toy-files")
+    path = record_path(options.results_dir, "tiny", "toy-files", "segma", 0)
     before = path.read_text()
     with pytest.raises(WouldLoseResults, match="40 epochs"):
         reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
     trained = tmp_path / "runs" / "reproduce" / "tiny" / "toy-files"  # (the cells' lock folder may exist)
     assert path.read_text() == before and not trained.exists()  # refused before any training
-    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", {**options, "force": True}, "cmd",
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", replace(options, force=True), "cmd",
                                log=lambda _: None)
     assert json.loads(path.read_text())["training"]["epochs"] == 2
 
@@ -159,11 +159,11 @@ def test_a_long_run_of_the_same_identity_is_evaluated_not_retrained(tmp_path, to
           data=fake)
     log = []
     reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=log.append)
-    record = json.loads(record_path(options["results_dir"], "tiny", "toy-files", "segma", 0).read_text())
+    record = json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())
     assert record["run_dir"] == str(long_run) and record["run_reused"] and record["training"]["epochs"] == 3
     assert record["budget_epochs"] == 2 and record["command"] == "cmd"
     assert not (tmp_path / "runs" / "reproduce" / "tiny" / "toy-files").exists()  # nothing trained (only the lock folder)
-    text = (options["results_dir"] / "table2-tiny.md").read_text()
+    text = (options.results_dir / "table2-tiny.md").read_text()
     assert f"SeGMA 3 (budget: at least 2) [runs reused: `{long_run}`]" in text
 
 
@@ -173,7 +173,7 @@ def test_each_metric_of_a_record_keeps_the_command_that_computed_it(tmp_path, to
     monkeypatch.setattr(reproduce_module.launch, "extractor_factory", lambda options: StubExtractor)
     reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd-table-2", log=lambda _: None)
     reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", options, "cmd-table-1", log=lambda _: None)
-    record = json.loads(record_path(options["results_dir"], "tiny", "toy-files", "segma", 0).read_text())
+    record = json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())
     assert {"test_error", "sample_fid", "sample_kid"} <= set(record["metrics"])
     assert record["command_by_metric"] == {"test_error": "cmd-table-2", "sample_fid": "cmd-table-1"}
     assert record["command"] == "cmd-table-1"  # the latest call

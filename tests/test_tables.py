@@ -1,11 +1,13 @@
 """Tables from result JSONs, and `reproduce` end to end on a tiny dataset."""
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 import segma_bench.cli.main as cli
 import segma_bench.methods as methods
+from conftest import tiny_options
 from segma_bench.datasets.registry import DATASETS
 from segma_bench.reporting import cell as cell_module
 from segma_bench.reporting import reproduce as reproduce_module
@@ -95,9 +97,7 @@ def test_unknown_table_method_and_budget_are_clear_errors(tmp_path):
 def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch, make_fake):
     fake = make_fake(name="toy-repro")
     monkeypatch.setitem(DATASETS, "toy-repro", lambda root, cache: fake)
-    options = {"data_root": None, "cache_dir": tmp_path / "cache", "fid_weights": None, "device": "cpu",
-               "fid_device": "cpu", "runs_root": tmp_path / "runs", "results_dir": tmp_path / "results",
-               "progress": False}
+    options = tiny_options(tmp_path, device="cpu", fid_device="cpu")
     log = []
     path, text = reproduce_module.reproduce(2, ["toy-repro"], ["segma", "cwae"], 2, "quick", options,
                                             "python cli.py reproduce --table 2", log=log.append)
@@ -113,7 +113,7 @@ def test_reproduce_trains_evaluates_renders_and_then_skips(tmp_path, monkeypatch
     reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", options, "again", log=log.append)
     assert sum("already in" in line for line in log) == 2
     log.clear()
-    reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", {**options, "recompute": True}, "fresh",
+    reproduce_module.reproduce(2, ["toy-repro"], ["segma"], 2, "quick", replace(options, recompute=True), "fresh",
                                log=log.append)
     assert not any("already in" in line for line in log) and sum("test_error =" in line for line in log) == 2
 

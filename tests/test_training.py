@@ -329,6 +329,40 @@ def test_settings_that_do_not_change_the_result_may_differ_on_resume(tmp_path, f
     train(spec(epochs=1), run_dir, data=fake_data)
     metrics = train(spec(epochs=2, cache_dir=str(tmp_path / "elsewhere"), device="cpu"), run_dir, data=fake_data)
     assert metrics["epochs_completed"] == 2
+    assert "resumed from the end of epoch 1" in (run_dir / "train.log").read_text()
+    # ... and they do not change it: the same weights and history as two epochs in one go
+    straight = train(spec(epochs=2), tmp_path / "straight", data=fake_data)
+    assert without_seconds(metrics["history"]) == without_seconds(straight["history"])
+    assert_same_tensors(model_state(run_dir)["model"], model_state(tmp_path / "straight")["model"])
+
+
+def test_one_rule_finds_run_folders_for_reuse_and_for_figures(tmp_path):
+    from segma_bench.figures.make import find_runs
+    from segma_bench.reporting.run_reuse import find_reusable_run
+    from segma_bench.training import RunFolder, find_run_folders
+
+    def folder(path, config, checkpoint=True, epochs=3):
+        run = RunFolder(tmp_path / path)
+        run.path.mkdir(parents=True)
+        run.config.write_text(config if isinstance(config, str) else json.dumps(config))
+        run.metrics.write_text(json.dumps({"epochs_completed": epochs}))
+        if checkpoint:
+            run.checkpoint.write_bytes(b"")
+        return run.path
+
+    identity = {**spec().identity(), "overrides": {"hidden": [32]}}
+    good = folder("mnist/segma/seed0", {"run": identity})
+    folder("a/no-checkpoint", {"run": identity}, checkpoint=False, epochs=9)
+    folder("b/broken", "{not json")
+    folder("c/not-a-run", {"run": ["segma"]})
+    folder("d/no-run", {"method_config": {}})
+    other = folder("z/other-seed", {"run": {**identity, "seed": 1}})
+    assert find_run_folders(tmp_path) == [(good, identity), (other, {**identity, "seed": 1})]
+    assert find_run_folders(tmp_path / "nowhere") == []
+    # `reproduce` (reuse) and `figures --table-figures` take their candidates from that one list
+    assert find_reusable_run(tmp_path, spec().identity(), 2) == (good, 3)
+    assert find_reusable_run(tmp_path, spec().identity(), 4) == (None, 0)
+    assert find_runs(tmp_path, "fake") == {"segma": good}
 
 
 def test_unknown_method_fails_before_reading_data(tmp_path):

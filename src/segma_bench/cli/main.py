@@ -188,12 +188,12 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
             import torch
             torch.set_num_threads(threads)
         flush_for_process(pick_device(device))
-    options = {"data_root": data_root, "cache_dir": resolve_cache_dir(cache_dir), "fid_weights": fid_weights,
-               "device": device, "fid_device": None, "runs_root": runs_root,  # fid_device: decided where cells run
-               "results_dir": results_dir, "progress": True, "recompute": recompute, "force": force, "jobs": jobs,
-               "threads": threads, "launcher": launcher,
-               "launcher_settings": {"partition": partition, "timeout_min": timeout_min,
-                                     "slurm": parse_settings(slurm_settings)}}
+    from segma_bench.reporting.options import ReproduceOptions
+    options = ReproduceOptions(  # fid_device None: decided where each cell runs, with its training device
+        data_root=data_root, cache_dir=resolve_cache_dir(cache_dir), fid_weights=fid_weights, device=device,
+        runs_root=runs_root, results_dir=results_dir, recompute=recompute, force=force, jobs=jobs, threads=threads,
+        launcher=launcher, launcher_settings={"partition": partition, "timeout_min": timeout_min,
+                                              "slurm": parse_settings(slurm_settings)})
     command = invocation()
     try:
         path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)
@@ -241,8 +241,9 @@ def log_final_metrics(tracker_name, run_dir, metrics):
     """`evaluate --tracker`: the run's final metrics, at its last pass as the step."""
     if not tracker_name:
         return
+    from segma_bench.training.run_folder import RunFolder
     from segma_bench.training.trackers import make_tracker
-    metrics_file = Path(run_dir) / "metrics.json"
+    metrics_file = RunFolder(run_dir).metrics
     step = json.loads(metrics_file.read_text()).get("epochs_completed", 0) if metrics_file.is_file() else 0
     tracker = make_tracker(tracker_name, run_dir)
     try:

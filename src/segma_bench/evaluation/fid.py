@@ -1,9 +1,8 @@
 """Frechet Inception Distance: activations -> statistics -> distance, with cached reference statistics.
 
     extractor = FeatureExtractor(weights_path)              # once per process
-    ref_mu, ref_sigma = cached_reference_statistics(cache_dir, key, load_real_images, extractor)
-    ref_features, ref_mu, ref_sigma = cached_reference(cache_dir, key, load_real_images, extractor)  # for KID too
-    fid = fid_from_images(generated_images, ref_mu, ref_sigma, extractor)
+    ref_features, ref_mu, ref_sigma = cached_reference(cache_dir, key, load_real_images, extractor)  # KID uses the features
+    fid = frechet_distance(*activation_statistics(extractor(generated_images)), ref_mu, ref_sigma)
 """
 import hashlib
 import json
@@ -80,12 +79,6 @@ def _psd_factor(matrix):
     return factor
 
 
-def fid_from_images(images, ref_mu, ref_sigma, extractor):
-    """FID between float images (N, C, H, W) in [0, 1] and reference statistics."""
-    mu, sigma = activation_statistics(extractor(images))
-    return frechet_distance(mu, sigma, ref_mu, ref_sigma)
-
-
 def fid_protocol(extractor):
     """How FID was computed, for the run JSONs."""
     return {
@@ -131,29 +124,23 @@ def reference_cache_path(cache_dir, full_key):
     return Path(cache_dir) / f"fid_ref_{label}_{digest}.npz"
 
 
-def cached_reference_statistics(cache_dir, key, compute_images, extractor):
-    """(mu, sigma) of the real images described by `key`, from the cache or computed once and stored.
+def cached_reference(cache_dir, key, compute_images, extractor):
+    """(features, mu, sigma) of the real images described by `key`, from the cache or computed once and stored;
+    the cache file keeps the features too (KID needs them). A file written before features were kept is recomputed.
 
     key: JSON-serialisable dict with at least dataset, split, num_samples and preprocessing.
     compute_images: called only on a cache miss; returns float images (num_samples, C, H, W) in [0, 1].
     """
-    _, mu, sigma = cached_reference(cache_dir, key, compute_images, extractor, need_features=False)
-    return mu, sigma
-
-
-def cached_reference(cache_dir, key, compute_images, extractor, need_features=True):
-    """(features, mu, sigma) of the real images described by `key`; the cache file keeps the features
-    too (KID needs them). A file written before features were kept is recomputed when they are needed."""
     full_key = reference_key(key, extractor)
     path = reference_cache_path(cache_dir, full_key)
     cached = _load_statistics(path, full_key)
-    if cached is not None and (cached[0] is not None or not need_features):
+    if cached is not None and cached[0] is not None:
         return cached
     # Parallel cells share the cache: the first takes the lock and computes, the others wait for it
     # and then load its file, so the minutes of feature extraction are spent once.
     with file_lock(path.parent / ".locks" / f"{path.name}.lock"):
         cached = _load_statistics(path, full_key)
-        if cached is not None and (cached[0] is not None or not need_features):
+        if cached is not None and cached[0] is not None:
             return cached
         images = compute_images()
         if len(images) != full_key["num_samples"]:

@@ -20,6 +20,7 @@ from segma_bench.core.errors import BadValueError
 from segma_bench.datasets.base import to_float
 from segma_bench.evaluation import latent_ops
 from segma_bench.methods.base import OperationNotSupported
+from segma_bench.training.run_folder import CONFIG, RunFolder, find_run_folders
 
 from . import grids
 
@@ -404,37 +405,30 @@ def make_figures(method, data, seed, out_dir, kinds=KINDS, context=None, echo=pr
 # ---- comparison figures across methods (Figs. 3-7) ------------------------------------------------------
 
 def find_runs(runs_root, dataset, method_names=TABLE_METHODS):
-    """{method: run folder} for `dataset` under runs_root, by config.json `run.method` / `run.dataset`.
-    With several runs of a method: runs without --set overrides first, then the lowest seed, then the
-    path. Folders without a checkpoint are ignored."""
+    """{method: run folder} for `dataset` under runs_root (training/run_folder.py find_run_folders: a readable
+    config.json and a checkpoint), by config.json `run.method` / `run.dataset`. With several runs of a method:
+    runs without --set overrides first, then the lowest seed, then the path."""
     found = {}
-    for config in sorted(Path(runs_root).rglob("config.json")):
-        try:
-            run = json.loads(config.read_text())["run"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    for run_dir, run in find_run_folders(runs_root):
         if run.get("dataset") != dataset or run.get("method") not in method_names:
             continue
-        if not (config.parent / "checkpoint.pt").exists():
-            continue
-        key = (bool(run.get("overrides")), int(run.get("seed", 0)), str(config.parent))
+        key = (bool(run.get("overrides")), int(run.get("seed", 0)), str(run_dir))
         if run["method"] not in found or key < found[run["method"]][0]:
-            found[run["method"]] = (key, config.parent)
+            found[run["method"]] = (key, run_dir)
     return {m: found[m][1] for m in method_names if m in found}
 
 
 def describe_run(run_dir):
     """'runs/mnist/segma/seed0 (segma on mnist, run seed 0, 37/500 epochs)' from the run's files."""
-    run_dir = Path(run_dir)
-    text = str(run_dir)
+    folder = RunFolder(run_dir)
+    text = str(folder.path)
     try:
-        run = json.loads((run_dir / "config.json").read_text())["run"]
+        run = json.loads(folder.config.read_text())["run"]
         text += f" ({run['method']} on {run['dataset']}, run seed {run['seed']}"
         if run.get("overrides"):
             text += f", settings {run['overrides']}"
-        metrics_path = run_dir / "metrics.json"
-        if metrics_path.exists():
-            metrics = json.loads(metrics_path.read_text())
+        if folder.metrics.exists():
+            metrics = json.loads(folder.metrics.read_text())
             text += f", {metrics['epochs_completed']}/{metrics['epochs_planned']} epochs"
         text += ")"
     except (OSError, ValueError, KeyError):
@@ -457,7 +451,7 @@ def make_table_figures(runs_root, dataset, out_dir, seed=0, data=None, data_root
                  "left out of the comparison figures")
     if not runs:
         raise FileNotFoundError(f"no run of {', '.join(TABLE_METHODS)} for dataset {dataset!r} under "
-                                f"{runs_root} (looked for config.json with run.method / run.dataset)")
+                                f"{runs_root} (looked for {CONFIG} with run.method / run.dataset)")
     data = data or load_dataset(dataset, data_root, cache_dir)
     loaded = {name: load_trained(run_dir, data=data, device=device)[2] for name, run_dir in runs.items()}
     written = []

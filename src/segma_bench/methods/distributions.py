@@ -28,11 +28,6 @@ def gaussian_log_pdf(x, mean, logvar):
     return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar))
 
 
-def standard_normal_log_pdf(x):
-    """log N(x; 0, 1), elementwise."""
-    return -0.5 * (LOG_2PI + x.pow(2))
-
-
 def bernoulli_log_likelihood(logits, x):
     """log Bernoulli(x; sigmoid(logits)) = -BCE-with-logits, elementwise, for intensities x in [0, 1]
     (the originals' likelihood on [0, 1] pixels); `x` broadcasts against `logits`."""
@@ -266,18 +261,15 @@ class SemiSupervisedVAE(GenerativeMethod):
         k = self.spec.num_classes
         return torch.eye(k, dtype=self.log_prior.dtype, device=self.log_prior.device).unsqueeze(1)
 
-    def labeled_elbo(self, x, y, noise):
-        """L(x, y) per row, for labels y (B,) and noise['z'] of shape (B, Z)."""
-        return self._bound(self._prepare(x, noise), self.one_hot(y), noise["z"])
+    def labeled_terms(self, x, y, noise):
+        """(L(x, y), -log q(y|.)) per row, for labels y (B,) and noise['z'] of shape (B, Z); x prepared once."""
+        ctx = self._prepare(x, noise)
+        return self._bound(ctx, self.one_hot(y), noise["z"]), self.cross_entropy(ctx, y)
 
     def unlabeled_elbo(self, x, noise):
         """U(x) per row: the bound with every label plugged in, summed under q(y|.), plus its entropy."""
         ctx = self._prepare(x, noise)
         return expectation_over_labels(self._log_q(ctx), self._bound(ctx, self.all_labels(), noise["z"]))
-
-    def class_log_probs(self, x, noise):
-        """log q(y | .) as used inside the bound (M1+M2: the sampled M1 code; ADGM: the sampled a)."""
-        return self._log_q(self._prepare(x, noise))
 
     def cross_entropy(self, ctx, y):
         """-log q(y|.) per labeled row (ADGM with several draws of a averages it over the draws)."""
@@ -289,14 +281,9 @@ class SemiSupervisedVAE(GenerativeMethod):
 
     def semi_supervised_step(self, batch):
         x_u, x_l, y_l = batch.x_unlabeled, batch.x_labeled, batch.y_labeled
-        noise_u = self.draw_noise(x_u, enumerate_labels=True)
-        ctx_u = self._prepare(x_u, noise_u)
-        elbo_u = expectation_over_labels(self._log_q(ctx_u), self._bound(ctx_u, self.all_labels(), noise_u["z"]))
-        noise_l = self.draw_noise(x_l, enumerate_labels=False)
-        ctx_l = self._prepare(x_l, noise_l)
-        elbo_l = self._bound(ctx_l, self.one_hot(y_l), noise_l["z"])
-        terms = semi_supervised_loss(elbo_u, elbo_l, self.cross_entropy(ctx_l, y_l), self.class_weight,
-                                     self.config.objective)
+        elbo_u = self.unlabeled_elbo(x_u, self.draw_noise(x_u, enumerate_labels=True))
+        elbo_l, ce_l = self.labeled_terms(x_l, y_l, self.draw_noise(x_l, enumerate_labels=False))
+        terms = semi_supervised_loss(elbo_u, elbo_l, ce_l, self.class_weight, self.config.objective)
         if self.config.weight_prior:
             # Both codes: (bound summed over the data + log p(W)) / N, i.e. log p(W) / N next to per-row bounds.
             terms["loss"] = terms["loss"] - weight_log_prior(self.prior_parameters()) / self.spec.num_train

@@ -8,7 +8,7 @@ from segma_bench.evaluation.classification import train
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 from segma_bench.training import RunSpec, load_trained
 from segma_bench.training.loop import resolve_protocol
-from segma_bench.training.run_folder import read_run_metrics
+from segma_bench.training.run_folder import RunFolder, read_run_metrics
 
 from .guards import check_record_replacement
 from .paper_reference import PAPER_TABLES
@@ -23,8 +23,7 @@ def table_methods(table):
 def trained_further(run_dir, record, metric):
     """True when the run has more epochs than the checkpoint a stored metric was computed from (its
     metric is then stale). A deleted run folder keeps the stored results."""
-    metrics_file = Path(run_dir) / "metrics.json"
-    if not metrics_file.exists():
+    if not RunFolder(run_dir).metrics.exists():
         return False
     epochs = read_run_metrics(run_dir)["epochs_completed"]
     return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
@@ -53,7 +52,7 @@ def lacks_precision_recall(record, run_dir, metric):
     says "not computed" rather than retraining the run for them."""
     if metric not in PRC_OF_FID or set(PRC_OF_FID[metric]) <= set(record.get("metrics", {})):
         return False
-    return (Path(run_dir) / "checkpoint.pt").is_file()
+    return RunFolder(run_dir).checkpoint.is_file()
 
 
 def choose_run(spec, data, own_dir, budget, options):
@@ -61,46 +60,46 @@ def choose_run(spec, data, own_dir, budget, options):
     runs root, where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
     resolved = resolve_protocol(spec, data, methods.get_method(spec.method))
     if budget.reuse_runs:
-        found, _ = find_reusable_run(options["runs_root"], resolved.identity(), resolved.epochs)
+        found, _ = find_reusable_run(options.runs_root, resolved.identity(), resolved.epochs)
         if found is not None:
             return found, Path(found).resolve() != Path(own_dir).resolve(), resolved.epochs
     return own_dir, False, resolved.epochs
 
 
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
-    path = record_path(options["results_dir"], budget.name, dataset, method, seed)
+    path = record_path(options.results_dir, budget.name, dataset, method, seed)
     record = read_record(path) or {}
-    own_dir = Path(options["runs_root"]) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
+    own_dir = Path(options.runs_root) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
     wanted = wanted_metrics(metric)
-    if (wanted <= set(record.get("metrics", {})) and not options.get("recompute")
+    if (wanted <= set(record.get("metrics", {})) and not options.recompute
             and not trained_further(record.get("run_dir", own_dir), record, metric)
             and not lacks_precision_recall(record, record.get("run_dir", own_dir), metric)):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
     spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
-                   device=options["device"], progress=options["progress"])
+                   device=options.device, progress=options.progress)
     run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options)
     planned = max(budget_epochs, completed_epochs(run_dir))
-    check_record_replacement(path, record, planned, options.get("force", False))  # before any training
+    check_record_replacement(path, record, planned, options.force)  # before any training
     if reused:
         log(f"{dataset}/{method}/seed{seed}: evaluating {run_dir} ({completed_epochs(run_dir)} epochs), not retraining")
         training = read_run_metrics(run_dir)
     else:
         training = train(spec, run_dir, data=data)
-    spec, data, model = load_trained(run_dir, data=data, device=options["device"])
+    spec, data, model = load_trained(run_dir, data=data, device=options.device)
     from segma_bench.evaluation.harness import evaluate  # imports the FID stack only when a cell is evaluated
     extractor = extractor_factory() if metric != "test_error" else None
     started = time.time()
-    metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options["cache_dir"], seed)
+    metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options.cache_dir, seed)
     record.setdefault("metrics", {}).update(metrics)
     record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
     # a record holds several tables' metrics, each computed by its own call; "command" is only the latest
-    record.setdefault("command_by_metric", {})[metric] = options.get("command")
+    record.setdefault("command_by_metric", {})[metric] = options.command
     record.setdefault("protocol", {}).update(protocol)
     record.update({
         "method": method, "dataset": dataset, "seed": seed, "budget": budget.name, "run_dir": str(run_dir),
         "run_reused": reused, "budget_epochs": budget_epochs, "data_source": data.source,
-        "command": options.get("command"),
+        "command": options.command,
         "table_variant": type(model).table_variant,
         **record_identity(type(model), dataset),  # display name and paper length, for the table
         **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),

@@ -84,8 +84,8 @@ def local_gpu_parameters(gpu):
 def job_task(task):
     """The task as a GPU job runs it: the job sees the GPU it was given (a local job one of this machine's, a
     SLURM job its allocation's) as cuda:0, whichever cuda:N was asked for here."""
-    if wants_gpu(task.options["device"]):
-        return replace(task, options={**task.options, "device": "cuda"})
+    if wants_gpu(task.options.device):
+        return replace(task, options=replace(task.options, device="cuda"))
     return task
 
 
@@ -96,7 +96,7 @@ def run_with_submitit(tasks, launcher, settings, jobs, progress=None):
     if not tasks:
         return []
     folder = tasks[0].log_path.parent.parent / "submitit"
-    device = tasks[0].options["device"]
+    device = tasks[0].options.device
     executor = make_executor(launcher, folder, settings, tasks[0].threads, jobs, device)
     gpus = local_gpus(device) if launcher == "local" else []
     at_once = len(tasks) if launcher == "slurm" else jobs

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segma_bench.core.errors import BadValueError
+from segma_bench.training.run_folder import METRICS, RunFolder
 
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
 
@@ -45,9 +46,9 @@ def load_curve(source, label=None):
     without any test error."""
     path = Path(source)
     if path.is_dir():
-        if not (path / "metrics.json").is_file():
-            raise BadValueError(f"{source}: a folder without metrics.json (not a run folder)")
-        path = path / "metrics.json"
+        path = RunFolder(path).metrics
+        if not path.is_file():
+            raise BadValueError(f"{source}: a folder without {METRICS} (not a run folder)")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -74,7 +75,7 @@ def default_label(path):
     """A record's file name without .json; a run folder's last three parts (method/seed under the dataset)."""
     if path.is_dir():
         return "/".join(path.resolve().parts[-3:])
-    return path.parent.name if path.name == "metrics.json" else path.stem
+    return path.parent.name if path.name == METRICS else path.stem
 
 
 def percent(value):

@@ -26,6 +26,8 @@ from pathlib import Path
 from segma_bench.core.devices import device_label, execution_environment, least_busy, resolve_device, worker_devices
 from segma_bench.core.storage import file_lock
 
+from .options import ReproduceOptions
+
 PROGRESS_EVERY_S = 5  # how often the combined progress line is refreshed on a terminal
 PARENT_POLL_S = 2     # how often a worker checks that the `reproduce` process that started it is still there
 
@@ -98,13 +100,13 @@ class CellTask:
     cell: Cell
     table: int
     budget_name: str
-    options: dict
+    options: ReproduceOptions
     threads: int                 # None: the cores the job itself may use (a SLURM job: its allocation)
     plugins: list = field(default_factory=list)
 
     @property
     def log_path(self):
-        return cell_log_path(self.options["runs_root"], self.budget_name, self.cell)
+        return cell_log_path(self.options.runs_root, self.budget_name, self.cell)
 
 
 def run_cell_locked(cell, table, budget, data, extractor_factory, options, log):
@@ -112,7 +114,7 @@ def run_cell_locked(cell, table, budget, data, extractor_factory, options, log):
     and rewrites its record."""
     from .cell import reproduce_cell
     from .paper_reference import PAPER_TABLES
-    with file_lock(cell_lock_path(options["runs_root"], budget.name, cell)):
+    with file_lock(cell_lock_path(options.runs_root, budget.name, cell)):
         reproduce_cell(cell.method, cell.dataset, cell.seed, budget, PAPER_TABLES[table]["metric"], data,
                        extractor_factory, options, log)
 
@@ -127,13 +129,13 @@ def run_cell_task(task):
         for path in task.plugins:  # before torch threads: a plugin could set its own
             methods.load_plugin(path)
         options = job_setup(task)
-        print(f"--- {task.cell.name}: device {device_label(execution_environment(options['device']))}, FID on "
-              f"{options['fid_device']}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}",
+        print(f"--- {task.cell.name}: device {device_label(execution_environment(options.device))}, FID on "
+              f"{options.fid_device}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}",
               flush=True)
         from segma_bench.datasets import load_dataset
 
         from .budgets import get_budget
-        data = load_dataset(task.cell.dataset, options["data_root"], options["cache_dir"])
+        data = load_dataset(task.cell.dataset, options.data_root, options.cache_dir)
         run_cell_locked(task.cell, task.table, get_budget(task.budget_name), data, extractor_factory(options),
                         options, lambda line: print(line, flush=True))
         print(f"--- {task.cell.name}: done", flush=True)
@@ -149,12 +151,11 @@ def job_setup(task):
 
     from segma_bench.training.denormals import flush_for_process
     torch.set_num_threads(task.threads or available_cores())
-    device = resolve_device(task.options["device"])
+    device = resolve_device(task.options.device)
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # CUDA calls that name no device go to this worker's GPU, not GPU 0
     flush_for_process(device)  # before the data: training/denormals.py
-    return {**task.options, "device": str(device), "fid_device": task.options.get("fid_device") or str(device),
-            "progress": True}
+    return replace(task.options, device=str(device), fid_device=task.options.fid_device or str(device), progress=True)
 
 
 def redirect_output(log_file):
@@ -166,15 +167,15 @@ def redirect_output(log_file):
 
 
 def extractor_factory(options):
-    """A function building the FID extractor on first use, once per process, on options["fid_device"] where
+    """A function building the FID extractor on first use, once per process, on options.fid_device where
     given, else on the device this process trains on (decided here, never by a parent elsewhere)."""
     built = {}
 
     def factory():
         if "fid" not in built:
             from segma_bench.evaluation.inception import FeatureExtractor
-            device = options.get("fid_device") or str(resolve_device(options["device"]))
-            built["fid"] = FeatureExtractor(weights_path=options["fid_weights"], device=device)
+            device = options.fid_device or str(resolve_device(options.device))
+            built["fid"] = FeatureExtractor(weights_path=options.fid_weights, device=device)
         return built["fid"]
     return factory
 
@@ -249,7 +250,7 @@ def run_in_processes(tasks, jobs, progress=None):
     each worker is given one (cuda:i), the one with the fewest workers running."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     pending, running, failed = deque(tasks), {}, []
-    gpus = [name for name in worker_devices(tasks[0].options["device"]) if name.startswith("cuda")] if tasks else []
+    gpus = [name for name in worker_devices(tasks[0].options.device) if name.startswith("cuda")] if tasks else []
     progress = progress or GridProgress(len(tasks))
     for task in tasks:
         task.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +290,8 @@ def on_least_busy_gpu(task, gpus, running):
     as it is where the cells do not train on GPUs (`gpus` empty)."""
     if not gpus:
         return task
-    device = least_busy(gpus, [other.options["device"] for other in running])
-    return replace(task, options={**task.options, "device": device})
+    device = least_busy(gpus, [other.options.device for other in running])
+    return replace(task, options=replace(task.options, device=device))
 
 
 def _raise_on_sigterm():

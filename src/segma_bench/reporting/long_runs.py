@@ -12,6 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from segma_bench.core.errors import BadValueError
+from segma_bench.training.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def read_curves(labelled_paths):
     curves = []
     for label, path in labelled_paths:
         path = Path(path)
-        file = path / "metrics.json" if path.is_dir() else path
+        file = RunFolder(path).metrics if path.is_dir() else path
         try:
             record = json.loads(file.read_text())
         except FileNotFoundError:

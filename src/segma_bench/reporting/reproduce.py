@@ -7,6 +7,7 @@ command again. Budgets that reuse runs evaluate a run folder of the same identit
 budget's epochs (e.g. a long run made by `train`) instead of training (reporting/run_reuse.py). No record
 is replaced by one from a shorter run, and no table by one with fewer filled cells, without --force."""
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import segma_bench.methods as methods
@@ -40,11 +41,29 @@ def check_writable(results_dir):
         raise NotADirectoryError(f"results folder {results_dir}: {reason}; pass another --results-dir")
 
 
+def check_launcher(launcher, which=None):
+    """--launcher needs submitit, and slurm needs SLURM's commands on this machine: say what is missing
+    before anything is submitted (submitit's own error comes only at submission, as a traceback)."""
+    import importlib.util
+    import shutil
+    which = which or shutil.which
+    if not launcher:
+        return
+    if importlib.util.find_spec("submitit") is None:
+        raise BadValueError(f"--launcher {launcher} needs submitit: pip install 'segma-bench[slurm]' "
+                            "(or pip install submitit==1.5.4)")
+    if launcher == "slurm":
+        missing = [command for command in ("sbatch", "squeue", "sacct") if which(command) is None]
+        if missing:
+            raise BadValueError(f"--launcher slurm needs SLURM's {', '.join(missing)} on the PATH (run reproduce "
+                                "on a SLURM login node); without SLURM use --launcher local or --jobs N")
+
+
 def reproduce(table, datasets, method_names, seeds, budget_name, options, command, log=print):
     if table not in PAPER_TABLES:
         raise methods.UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     budget = get_budget(budget_name)
-    check_writable(options["results_dir"])  # before any metric is computed, not at its write
+    check_writable(options.results_dir)  # before any metric is computed, not at its write
     method_names = list(method_names) or table_methods(table)
     for name in method_names:
         methods.get_method(name)  # fail on unknown names before any training
@@ -54,16 +73,17 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
         raise BadValueError(f"--seeds must be a count of seeds (0 or more; 0: the budget's {budget.default_seeds}), "
                          f"got {seeds}")
     seeds = seeds or budget.default_seeds
-    options = {**options, "command": command}  # each record names the command that made it
+    check_launcher(options.launcher)  # before any cell is trained
+    options = replace(options, command=command)  # each record names the command that made it
     started = time.time()
     cells = [Cell(dataset, name, seed) for dataset in datasets for name in method_names for seed in range(seeds)]
-    jobs, launcher = options.get("jobs", 1), options.get("launcher")
+    jobs, launcher = options.jobs, options.launcher
     if launcher or jobs > 1:
         failed = run_cells_elsewhere(cells, table, budget, options, log)
     else:
         failed = run_cells_here(cells, table, budget, options, log)
     log(f"reproduce --table {table}: {(time.time() - started) / 60:.1f} min")
-    written = write_table(table, budget.name, options["results_dir"], datasets, options.get("force", False))
+    written = write_table(table, budget.name, options.results_dir, datasets, options.force)
     if failed:  # the table shows what finished; the command still fails, naming what did not
         raise CellsFailedError(failure_message(failed, len(cells)))
     return written
@@ -76,7 +96,7 @@ def run_cells_here(cells, table, budget, options, log):
     data = {}
     for cell in cells:
         if cell.dataset not in data:
-            data = {cell.dataset: load_dataset(cell.dataset, options["data_root"], options["cache_dir"])}
+            data = {cell.dataset: load_dataset(cell.dataset, options.data_root, options.cache_dir)}
         run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log)
         progress.done += 1
         log(progress.line())
@@ -86,16 +106,16 @@ def run_cells_here(cells, table, budget, options, log):
 def run_cells_elsewhere(cells, table, budget, options, log):
     """Each cell in its own process: spawned here (--jobs N) or a submitit job (--launcher). Returns the
     tasks that failed."""
-    jobs = options.get("jobs", 1)
+    jobs = options.jobs
     # A SLURM job's threads are the cores it was given (decided in the job), not this login node's.
-    threads = options.get("threads") or (None if options.get("launcher") == "slurm" else threads_per_job(jobs))
+    threads = options.threads or (None if options.launcher == "slurm" else threads_per_job(jobs))
     tasks = [CellTask(cell, table, budget.name, options, threads, loaded_plugin_files()) for cell in cells]
     each = f"{threads} torch thread(s) each" if threads else "each job as many torch threads as it has cores"
     log(f"reproduce: {len(cells)} cells, {jobs} at a time, {each}; logs in {tasks[0].log_path.parent}"
         if tasks else "reproduce: no cells")
-    if options.get("launcher"):
+    if options.launcher:
         from .cluster import run_with_submitit  # submitit is needed only here
-        return run_with_submitit(tasks, options["launcher"], options.get("launcher_settings", {}), jobs)
+        return run_with_submitit(tasks, options.launcher, options.launcher_settings, jobs)
     return run_in_processes(tasks, jobs)
 
 

@@ -9,35 +9,25 @@ import json
 from pathlib import Path
 
 from segma_bench.training import RunSpec
-
-
-def saved_identity(run_dir):
-    """The run identity config.json stores, completed with the defaults of older folders; None if unreadable."""
-    try:
-        saved = json.loads((Path(run_dir) / "config.json").read_text())["run"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return {**RunSpec.IDENTITY_DEFAULTS, **saved}
+from segma_bench.training.run_folder import RunFolder, find_run_folders
 
 
 def completed_epochs(run_dir):
     try:
-        return json.loads((Path(run_dir) / "metrics.json").read_text())["epochs_completed"]
+        return json.loads(RunFolder(run_dir).metrics.read_text())["epochs_completed"]
     except (OSError, ValueError, KeyError):
         return 0
 
 
 def find_reusable_run(search_root, identity, min_epochs, exclude=()):
-    """(run folder, epochs) of the best run under `search_root` with this identity and at least
-    `min_epochs` completed epochs and a checkpoint, else (None, 0)."""
+    """(run folder, epochs) of the best run under `search_root` (training/run_folder.py find_run_folders: a
+    readable config.json and a checkpoint) with this identity and at least `min_epochs` completed epochs,
+    else (None, 0)."""
     wanted = json.loads(json.dumps(identity, default=str))  # as config.json stores it: tuples become lists
     excluded = {Path(p).resolve() for p in exclude}
     best, best_epochs = None, 0
-    for config in sorted(Path(search_root).glob("**/config.json")):
-        run_dir = config.parent
-        if run_dir.resolve() in excluded or not (run_dir / "checkpoint.pt").exists():
-            continue
-        if saved_identity(run_dir) != wanted:
+    for run_dir, saved in find_run_folders(search_root):
+        if run_dir.resolve() in excluded or {**RunSpec.IDENTITY_DEFAULTS, **saved} != wanted:
             continue
         epochs = completed_epochs(run_dir)
         if epochs >= min_epochs and epochs > best_epochs:

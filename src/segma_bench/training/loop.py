@@ -24,7 +24,7 @@ from .batches import epoch_batches, steps_per_epoch, training_split
 from .checkpoint import device_change_note, load_checkpoint, restore_model, restore_rng, save_checkpoint
 from .denormals import denormal_mode, denormals_flushed, flush_wanted
 from .guard import NonFiniteGuard, NonFiniteLossError  # noqa: F401  (re-exported by the package)
-from .run_folder import RunFolderError, read_run_config
+from .run_folder import CHECKPOINT, CONFIG, RunFolder, RunFolderError, read_run_config
 
 
 class RunMismatchError(UserError, ValueError):
@@ -121,7 +121,7 @@ def check_same_run(run_dir, spec):
 
 
 def log_line(run_dir, text):
-    with open(run_dir / "train.log", "a") as f:
+    with open(RunFolder(run_dir).log, "a") as f:
         f.write(text + "\n")
 
 
@@ -176,15 +176,16 @@ def run_lock_path(run_dir):
 def _train_locked(spec, run_dir, data, labeled_idx, method, on_step, epoch_metrics, on_epoch):
     """train() once it holds the run folder's lock: the checkpoint and config.json it reads are the latest."""
     optimizer = method.configure_optimizer()
-    checkpoint_path = run_dir / "checkpoint.pt"
+    folder = RunFolder(run_dir)
+    checkpoint_path = folder.checkpoint
     history, start_epoch = [], 0
     execution = last_execution = execution_environment(method.device)  # device, GPU, CUDA/cuDNN, TF32
-    if checkpoint_path.exists() and not (run_dir / "config.json").exists():
+    if checkpoint_path.exists() and not folder.config.exists():
         raise RunFolderError(
-            f"{run_dir} holds checkpoint.pt but no config.json, so the run the weights belong to (method, seed, "
-            "settings) is unknown and it is not resumed. Restore config.json from a copy of the folder, or move "
-            "checkpoint.pt away (or remove the folder) to train this run from scratch.")
-    if (run_dir / "config.json").exists():
+            f"{run_dir} holds {CHECKPOINT} but no {CONFIG}, so the run the weights belong to (method, seed, "
+            f"settings) is unknown and it is not resumed. Restore {CONFIG} from a copy of the folder, or move "
+            f"{CHECKPOINT} away (or remove the folder) to train this run from scratch.")
+    if folder.config.exists():
         check_same_run(run_dir, spec)
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
@@ -201,11 +202,11 @@ def _train_locked(spec, run_dir, data, labeled_idx, method, on_step, epoch_metri
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         plugin = methods.plugin_source(type(method))
-        atomic_write_json(run_dir / "config.json", {
+        atomic_write_json(folder.config, {
             "run": spec.identity(), "method_config": asdict(method.config), "data_spec": asdict(method.spec),
             "data_source": data.source, "versions": software_versions(), "execution": execution,
             **({"plugin": plugin} if plugin else {})})
-        save_indices(run_dir / "labeled_indices.json", labeled_idx,
+        save_indices(folder.labeled_indices, labeled_idx,
                      {"dataset": spec.dataset, "seed": spec.seed, "num_labeled": len(labeled_idx),
                       "labeled_subset": spec.labeled_subset})
 
@@ -238,7 +239,7 @@ def bar_wanted(spec):
 def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, start_epoch, on_step, epoch_metrics=None,
                  on_epoch=None, execution=None):
     """The epochs from `start_epoch` to `spec.epochs`, each ending with its checkpoint; returns the history."""
-    checkpoint_path = run_dir / "checkpoint.pt"
+    checkpoint_path = RunFolder(run_dir).checkpoint
     split = training_split(data, method.device)  # on a GPU: copied there once for the whole run
     labeled = labeled_set(data, labeled_idx, method.device)
     for epoch in range(start_epoch, spec.epochs):
@@ -292,7 +293,7 @@ def write_metrics(run_dir, spec, history, execution=None):
                "test_error": last.get("test_error"),
                "train_seconds": round(sum(h["seconds"] for h in history), 1),
                **({"execution": execution} if execution else {}), "history": history}
-    atomic_write_json(Path(run_dir) / "metrics.json", metrics)
+    atomic_write_json(RunFolder(run_dir).metrics, metrics)
     return metrics
 
 
@@ -302,6 +303,7 @@ def load_trained(run_dir, data=None, device="auto", data_root=None, cache_dir=No
     saved = read_run_config(run_dir)["run"]
     spec = RunSpec(**saved, device=device, data_root=data_root, cache_dir=cache_dir)
     spec, data, _, method = prepare(spec, run_dir, data)
-    restore_model(method, load_checkpoint(run_dir / "checkpoint.pt"), run_dir / "checkpoint.pt")
+    checkpoint_path = RunFolder(run_dir).checkpoint
+    restore_model(method, load_checkpoint(checkpoint_path), checkpoint_path)
     method.eval()
     return spec, data, method
