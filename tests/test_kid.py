@@ -59,3 +59,17 @@ def test_subsets_are_seeded_and_cover_small_sets_whole():
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError, match="expected"):
         mmd2_unbiased(np.zeros((5, 3)), np.zeros((5, 4)))
+
+
+def test_sets_no_larger_than_a_subset_are_one_subset_with_no_spread():
+    """The harness's rule: 100 subsets of 1,000 only where a set holds more than 1,000 images; a smaller set
+    is used whole, once, and its KID has no std (a spread of 100 identical draws would be a meaningless 0)."""
+    from segma_bench.evaluation.kid import subsets_for
+    assert subsets_for(10000) == (100, 1000) and subsets_for(1001) == (100, 1000)
+    assert subsets_for(1000) == (1, 1000) and subsets_for(500) == (1, 500)
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(30, 3)), rng.normal(1, 1, size=(30, 3))
+    once = kernel_inception_distance(a, b, *subsets_for(30))
+    assert once["kid_std"] is None and once["kid"] == pytest.approx(mmd2_unbiased(a, b))
+    repeated = kernel_inception_distance(a, b, num_subsets=100, subset_size=1000)
+    assert repeated["kid"] == pytest.approx(once["kid"])  # the mean is the same: only the protocol changes

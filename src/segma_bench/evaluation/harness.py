@@ -17,7 +17,7 @@ from segma_bench.datasets.base import to_float
 
 from .classification import test_error
 from .fid import activation_statistics, cached_reference, fid_protocol, frechet_distance
-from .kid import kernel_inception_distance, kid_protocol
+from .kid import kernel_inception_distance, kid_protocol, subsets_for
 from .latent_ops import interpolate
 from .metric_names import KID_OF_FID, METRICS, PRC_OF_FID
 from .prc import DEFAULT_K, knn_radii, prc_protocol, precision_recall
@@ -100,12 +100,13 @@ def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
         return metrics, protocol
     reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
     floor, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
-    floor_kid = kernel_inception_distance(floor[0], reference[0])
+    kid_subsets, kid_size = subsets_for(min(fid_samples, len(reference[0]), len(floor[0])))
+    floor_kid = kernel_inception_distance(floor[0], reference[0], kid_subsets, kid_size)
     protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
                        "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",
                        "floor": f"{floor_size} random {data.name} test images against the reference",
                        "floor_fid": frechet_distance(*floor[1:], *reference[1:])}
-    protocol["kid"] = {**kid_protocol(), "floor_kid": floor_kid["kid"], "floor_kid_std": floor_kid["kid_std"]}
+    protocol["kid"] = {**kid_protocol(kid_subsets, kid_size), "floor_kid": floor_kid["kid"], "floor_kid_std": floor_kid["kid_std"]}
     reference_radii = knn_radii(reference[0]) if len(reference[0]) > DEFAULT_K else None  # once for all sets
     floor_prc = precision_recall_against(floor[0], reference[0], reference_radii)
     protocol["prc"] = {**prc_protocol(), "floor_precision": floor_prc["precision"], "floor_recall": floor_prc["recall"]}
@@ -116,7 +117,7 @@ def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
             images = interpolation_samples(method, data.test_images, fid_samples, seed)
         features = extractor(images)
         metrics[name] = frechet_distance(*activation_statistics(features), *reference[1:])
-        kid = kernel_inception_distance(features, reference[0])
+        kid = kernel_inception_distance(features, reference[0], kid_subsets, kid_size)
         metrics[KID_OF_FID[name]], metrics[KID_OF_FID[name] + "_std"] = kid["kid"], kid["kid_std"]
         prc = precision_recall_against(features, reference[0], reference_radii)
         metrics[PRC_OF_FID[name][0]], metrics[PRC_OF_FID[name][1]] = prc["precision"], prc["recall"]

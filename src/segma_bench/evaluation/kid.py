@@ -52,8 +52,15 @@ def kernel_inception_distance(features_a, features_b, num_subsets=DEFAULT_SUBSET
         rows_b = generator.choice(len(b), size_b, replace=False)
         values.append(mmd2_unbiased(a[rows_a], b[rows_b]))
     values = np.array(values)
-    return {"kid": float(values.mean()), "kid_std": float(values.std(ddof=1)) if num_subsets > 1 else 0.0,
+    return {"kid": float(values.mean()), "kid_std": float(values.std(ddof=1)) if num_subsets > 1 else None,
             "subsets": num_subsets, "subset_size": [size_a, size_b]}
+
+
+def subsets_for(count, num_subsets=DEFAULT_SUBSETS, subset_size=DEFAULT_SUBSET_SIZE):
+    """(subsets, subset size) the harness uses for sets of `count` images: the protocol's 100 of 1,000, or,
+    when a set holds no more than one subset, that whole set once (100 draws of all of it would all be the
+    same pair, and their spread a meaningless 0)."""
+    return (num_subsets, subset_size) if count > subset_size else (1, count)
 
 
 MIN_IMAGES = 2  # per set: the unbiased estimator's sums over pairs i != j need two rows

@@ -189,7 +189,9 @@ def protocol_notes(table, frame, budget, datasets):
                      f"Inception weights sha256 {fid['weights_sha256'][:12]}…, pytorch-fid {fid['pytorch_fid_version']}")
             kid = records[0]["protocol"].get("kid")
             if kid:
-                line += (f"; KID × 10³: {kid['estimator']}, {kid['subsets']} subsets of {kid['subset_size']}, "
+                subsets = (f"{kid['subsets']} subsets of {kid['subset_size']}" if kid["subsets"] > 1 else
+                           f"one subset: all {kid['subset_size']} images of each set (no spread over subsets)")
+                line += (f"; KID × 10³: {kid['estimator']}, {subsets}, "
                          f"kernel {kid['kernel']}; its floor = {kid['floor_kid'] * KID_SCALE:.2f}")
             if fid["generated_images"] < PAPER_FID_SAMPLES:
                 line += ". **FIDs not comparable with the paper's**, which used 10,000 images: FID is biased " \
