@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.readme_section import load_average, publish  # noqa: E402
+from readme_section import load_average, publish  # noqa: E402
 
 
 def parse_args():

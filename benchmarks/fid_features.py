@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 import pytorch_fid  # noqa: E402
 import torch  # noqa: E402
-from benchmarks.readme_section import write_section  # noqa: E402
 from PIL import Image  # noqa: E402
 from pytorch_fid import inception as pytorch_fid_inception  # noqa: E402
 from pytorch_fid.fid_score import get_activations  # noqa: E402
+from readme_section import write_section  # noqa: E402
 
 from segma_bench.evaluation import inception  # noqa: E402
 from segma_bench.evaluation.inception import FeatureExtractor  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.readme_section import load_average, publish  # noqa: E402
+from readme_section import load_average, publish  # noqa: E402
 
 # (name, torch threads, flush set before the first torch operation)
 MODES = [("one thread, flushed", 1, False),

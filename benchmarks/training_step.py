@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.readme_section import write_section  # noqa: E402
+from readme_section import write_section  # noqa: E402
 
 MNIST_ROOT = REPO.parent / "shared" / "data"
 GEMM_SHAPE = (200, 1024, 1024)

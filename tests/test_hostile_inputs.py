@@ -560,3 +560,30 @@ def test_launcher_slurm_without_slurm_is_one_line_before_anything_runs(tmp_path,
                                           "--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r")])
         assert result.exit_code == 1 and "needs SLURM's sbatch" in result.output and "Traceback" not in result.output
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("checkpoint.pt"))
+
+
+def test_device_cuda_is_left_to_the_slurm_jobs_on_a_login_node_without_a_gpu(tmp_path):
+    """On a login node with no GPU, `--launcher slurm --device cuda` is not refused for this machine's lack of
+    one (the jobs get GPUs from SLURM); without --launcher the same --device cuda is refused up front."""
+    import shutil
+
+    import torch
+    from click.testing import CliRunner
+
+    from segma_bench.cli.main import cli
+    if torch.cuda.is_available() or shutil.which("sbatch"):
+        pytest.skip("needs a machine with neither a GPU nor SLURM")
+    common = ["--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"), "--device", "cuda"]
+    with_slurm = CliRunner().invoke(cli, ["reproduce", "--table", "2", "--launcher", "slurm", *common])
+    assert with_slurm.exit_code == 1 and "needs SLURM's sbatch" in with_slurm.output
+    here = CliRunner().invoke(cli, ["reproduce", "--table", "2", *common])
+    assert here.exit_code == 2 and "no CUDA GPU is visible" in here.output
+
+
+def test_a_budget_sized_for_one_dataset_refuses_the_others_before_training(tmp_path):
+    from segma_bench.core.errors import BadValueError
+    from segma_bench.reporting.budgets import check_budget_datasets, get_budget
+    with pytest.raises(BadValueError, match="sized for celeba only, not mnist"):
+        check_budget_datasets(get_budget("celeba-subset"), ["mnist"])
+    check_budget_datasets(get_budget("celeba-subset"), ["celeba"])
+    check_budget_datasets(get_budget("quick"), ["mnist", "svhn", "celeba"])

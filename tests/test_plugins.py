@@ -218,6 +218,8 @@ def test_a_plugin_package_imports_its_own_helper_module(tmp_path, monkeypatch):
     assert result.exit_code == 0 and name in result.output, result.output
     assert sys.modules[package].HIDDEN == 7
     assert methods.plugin_source(methods.get_method(name))["module"] == package
+    from segma_bench.reporting.launch import loaded_plugin_files
+    assert package in loaded_plugin_files()  # --jobs workers and submitit jobs import it again by name
 
 
 @pytest.mark.slow

@@ -82,3 +82,20 @@ def test_table_without_enough_seeds_says_no_test_ran(tmp_path):
     write_cell(tmp_path, "segma", 0, {"test_error": 0.14})
     text = render(2, tmp_path, "comparable", {"segma"})
     assert "no test could run" in text and "†" not in text.split("Significance")[0]
+
+
+def test_a_budget_not_comparable_with_the_paper_is_not_tested_against_it():
+    """quick and celeba-subset numbers are not comparable with the paper's: no † test, only the ‡ ones."""
+    import pandas as pd
+
+    from segma_bench.reporting.significance import footnote, table_tests
+    rows = [{"metric": "test_error", "dataset": "mnist", "method": m, "seed": s, "value": v}
+            for m, values in {"segma": [0.20, 0.22], "adgm": [0.05, 0.06]}.items() for s, v in enumerate(values)]
+    frame = pd.DataFrame(rows)
+    comparable = table_tests(frame, 2, ["mnist"])
+    assert comparable["mnist"]["segma"]["paper"] is not None
+    not_comparable = table_tests(frame, 2, ["mnist"], against_paper=False)
+    assert all(cell["paper"] is None for cell in not_comparable["mnist"].values())
+    assert not_comparable["mnist"]["adgm"]["reference"] is not None
+    text = "\n".join(footnote(not_comparable, {}, {"mnist": "MNIST"}))
+    assert "no test against the paper's values" in text and "vs paper" not in text

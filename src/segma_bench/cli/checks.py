@@ -43,6 +43,18 @@ class OneLineErrorsGroup(click.Group):
             raise one_line(error) from error
 
 
+def _argv_launcher():
+    """--launcher as typed (click may parse --device before --launcher)."""
+    import sys
+    argv = sys.argv[1:]
+    for i, word in enumerate(argv):
+        if word == "--launcher" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--launcher="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def check_device(ctx, param, value):
     """auto, cpu, cuda or cuda:N (where CUDA is present), mps where available."""
     import torch
@@ -53,6 +65,9 @@ def check_device(ctx, param, value):
     except (RuntimeError, ValueError):
         raise click.BadParameter(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N", param=param) from None
     if device.type == "cuda":
+        if ctx is not None and ctx.command.name == "reproduce" and "slurm" in (ctx.params.get("launcher"),
+                                                                              _argv_launcher()):
+            return value  # the SLURM jobs' GPUs, not this login node's, decide (reporting/cluster.py)
         if not torch.cuda.is_available():
             raise click.BadParameter(f"{value!r}: no CUDA GPU is visible to torch here; use --device cpu "
                                      "(or auto, which picks CUDA where present)", param=param)
@@ -135,3 +150,5 @@ data_device_options = _options(DATA_ROOT_OPTION, CACHE_DIR_OPTION, DEVICE_OPTION
 """--data-root, --cache-dir and --device (checked)."""
 evaluation_options = _options(DATA_ROOT_OPTION, CACHE_DIR_OPTION, FID_WEIGHTS_OPTION, DEVICE_OPTION)
 """--data-root, --cache-dir, --fid-weights and --device (checked)."""
+
+SEED = click.IntRange(0, 2**63 - 1)  # what torch.manual_seed accepts: a larger seed is a usage error, not a traceback

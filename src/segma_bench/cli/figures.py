@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from segma_bench.cli.checks import data_device_options, writable_dir
+from segma_bench.cli.checks import SEED, data_device_options, writable_dir
 from segma_bench.cli.errors import user_errors
 from segma_bench.figures.make import KINDS, TABLE_KINDS
 
@@ -25,7 +25,7 @@ def command_line(params):
               "checkpoint.pt); a run still training uses its latest checkpoint.")
 @click.option("--kind", type=click.Choice([*KINDS, "all"]), default="all", show_default=True,
               help="Which figure; 'all' skips the kinds the method does not support, with a note.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seeds every random choice (test "
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seeds every random choice (test "
               "images, pairs, target classes, sampling noise): the same seed gives identical PNGs.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=writable_dir, help="Output folder. Default RUN/figures, "
               "or RUNS_ROOT/figures-DATASET with --table-figures.")

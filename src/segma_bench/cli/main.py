@@ -10,6 +10,7 @@ import segma_bench.methods as methods
 from segma_bench.cli.checks import (
     DEVICE_OPTION,
     PLUGINS_ENV,
+    SEED,
     OneLineErrorsGroup,
     data_device_options,
     data_options,
@@ -98,7 +99,7 @@ def list_methods(settings_of):
 @cli.command()
 @click.option("--method", required=True, help="A registered method (see `methods`).")
 @click.option("--dataset", required=True, help="mnist, svhn or celeba.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the labeled subset, the "
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seeds the labeled subset, the "
               "initialisation and the batch order.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train in all (a run trained further "
               "resumes). Default: the authors' length for the dataset.")
@@ -302,7 +303,7 @@ image_set_command("prc")
               show_default=True)
 @click.option("--fid-samples", default=10000, show_default=True, type=click.IntRange(min=2),
               help="Generated (and real reference) images per FID; at least 2.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @evaluation_options
 @TRACKER_OPTION
 @user_errors
@@ -326,7 +327,7 @@ def evaluate(run_dir, metric_names, fid_samples, seed, data_root, cache_dir, fid
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=SEED,
               help="Seeds the classifier's own draws (e.g. ADGM's 100 draws of a), so the error can differ "
                    "from the record's last one by their Monte Carlo spread.")
 @data_device_options

@@ -9,7 +9,7 @@ from segma_bench.core.errors import BadValueError
 
 from .fid import activation_statistics, fid_protocol, frechet_distance
 from .image_sets import parse_image_set
-from .kid import DEFAULT_SUBSET_SIZE, kernel_inception_distance, kid_protocol, subset_sizes_for
+from .kid import kernel_inception_distance, kid_protocol, subset_sizes_for, subsets_for
 from .prc import prc_protocol, precision_recall
 
 PAPER_COUNT = 10000
@@ -53,10 +53,11 @@ def compare_image_sets(first, second, kinds, extractor, data_root=None, cache_di
         result["protocol"]["fid"] = fid_protocol(extractor)
     if "kid" in kinds:
         used, warning = subset_sizes_for(len(features_a), len(features_b))
-        kid = kernel_inception_distance(features_a, features_b)  # as evaluate computes it for the same images
-        whole = len(features_a) <= DEFAULT_SUBSET_SIZE and len(features_b) <= DEFAULT_SUBSET_SIZE
-        result.update(kid=kid["kid"], kid_std=None if whole else kid["kid_std"], kid_subset_size=used)
-        result["protocol"]["kid"] = {**kid_protocol(), "subset_size_used": kid["subset_size"]}
+        # as evaluate computes it for the same images: a set no larger than one subset is used whole, once
+        subsets, size = subsets_for(min(len(features_a), len(features_b)))
+        kid = kernel_inception_distance(features_a, features_b, subsets, size)
+        result.update(kid=kid["kid"], kid_std=kid["kid_std"], kid_subset_size=used)
+        result["protocol"]["kid"] = {**kid_protocol(subsets, size), "subset_size_used": kid["subset_size"]}
         if warning:
             result["warning"] = warning
     if "prc" in kinds:

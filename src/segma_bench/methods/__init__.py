@@ -6,6 +6,7 @@ from . import adgm, cwae, m1m2, segma  # noqa: E402,F401
 from .base import Batch, DataSpec, GenerativeMethod, LabeledSet, MethodConfig, OperationNotSupported, Recipe
 from .registry import (
                        ENTRY_POINT_GROUP,
+                       LOADED_PLUGIN_MODULES,
                        METHODS,
                        REGISTRY,
                        PluginError,
@@ -18,6 +19,6 @@ from .registry import (
                        register,
 )
 
-__all__ = ["Batch", "DataSpec", "ENTRY_POINT_GROUP", "GenerativeMethod", "LabeledSet", "METHODS", "MethodConfig",
-           "OperationNotSupported", "PluginError", "REGISTRY", "Recipe", "UnknownNameError", "describe", "get_method",
+__all__ = ["Batch", "DataSpec", "ENTRY_POINT_GROUP", "GenerativeMethod", "LabeledSet", "LOADED_PLUGIN_MODULES", "METHODS",
+           "MethodConfig", "OperationNotSupported", "PluginError", "REGISTRY", "Recipe", "UnknownNameError", "describe", "get_method",
            "load_entry_point_plugins", "load_plugin", "load_plugin_module", "plugin_source", "register"]

@@ -73,10 +73,16 @@ def load_plugin(path):
     return module
 
 
+LOADED_PLUGIN_MODULES = []  # module plugins this process loaded, in order: worker processes load them again
+
+
 def load_plugin_module(name):
     """Import an importable module (a plugin's own package on the path) so that its @register calls run."""
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
+        if name not in LOADED_PLUGIN_MODULES:
+            LOADED_PLUGIN_MODULES.append(name)
+        return module
     except Exception as error:
         raise PluginError(f"plugin module {name!r} failed to import: {type(error).__name__}: {error}") from error
 

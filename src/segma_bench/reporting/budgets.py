@@ -48,7 +48,9 @@ class Budget:
     reuse_runs: bool = False                         # evaluate an existing run of the same identity and at
     #                                                  least these epochs instead of training (quick does not:
     #                                                  it shows what its few epochs give)
-    note: str = ""                                   # a footnote every table of this budget carries
+    note: str = ""                                   # a footnote every table of this budget carries; {images}
+    #                                                  and {partition} are the records' data source
+    datasets: tuple = ()                             # the datasets it is sized for; empty: every dataset
 
     def run_settings(self, method, dataset):
         """RunSpec fields (epochs, recipe, labeled_subset, overrides) of `method` on `dataset`."""
@@ -78,12 +80,11 @@ BUDGETS = {
 # for a CPU: 5 epochs per method, 500 images per FID (the test split has 660). Its own name, so that its tables
 # (results/tableN-celeba-subset.md) cannot be mistaken for the paper's protocol.
 BUDGETS["celeba-subset"] = Budget(
-    "celeba-subset", epochs={"celeba": 5}, fid_samples=500, default_seeds=2,
+    "celeba-subset", epochs={"celeba": 5}, fid_samples=500, default_seeds=2, datasets=("celeba",),
     methods={"m1m2": MethodBudget(overrides={"m1_epochs": 2})},
-    note="**Not comparable with the paper's numbers**: trained and evaluated on a 6,097-image subset of CelebA "
-         "(of 202,599; official partition 4,657 train / 780 valid / 660 test), 1,000 labels, 5 epochs per method and "
-         "500 images per FID, KID, precision and recall. It shows that every method runs end to end on real 64x64 "
-         "RGB images, not what they reach.")
+    note="**Not comparable with the paper's numbers**: CelebA as this copy holds it ({images} of the full set's "
+         "202,599 images; used: {partition}), 1,000 labels, 5 epochs per method and 500 images per FID, KID, precision "
+         "and recall. It shows that every method runs end to end on real 64x64 RGB images, not what they reach.")
 
 # The budget whose tables are results/tableN.md; the others' are results/tableN-BUDGET.md.
 HEADLINE_BUDGET = "comparable"
@@ -91,6 +92,15 @@ HEADLINE_BUDGET = "comparable"
 
 def table_file_name(table, budget_name):
     return f"table{table}.md" if budget_name == HEADLINE_BUDGET else f"table{table}-{budget_name}.md"
+
+
+def check_budget_datasets(budget, datasets):
+    """A budget sized for some datasets (e.g. celeba-subset) refuses the others before anything is trained."""
+    from segma_bench.core.errors import BadValueError
+    other = [d for d in datasets if budget.datasets and d not in budget.datasets]
+    if other:
+        raise BadValueError(f"budget {budget.name!r} is sized for {', '.join(budget.datasets)} only, not "
+                            f"{', '.join(other)}; use --budget quick, comparable or paper")
 
 
 def get_budget(name):

@@ -89,9 +89,12 @@ def cell_lock_path(runs_root, budget_name, cell):
 
 
 def loaded_plugin_files():
-    """Plugin files this process has loaded (--plugin or SEGMA_PLUGINS): worker processes load them again."""
-    return sorted(module.__file__ for name, module in list(sys.modules.items())
-                  if name.startswith("segma_plugin_") and getattr(module, "__file__", None))
+    """Plugins this process has loaded (--plugin or SEGMA_PLUGINS): their files, then the names of module
+    plugins; worker processes and jobs load them again (and the installed entry points themselves)."""
+    import segma_bench.methods as methods
+    files = sorted(module.__file__ for name, module in list(sys.modules.items())
+                   if name.startswith("segma_plugin_") and getattr(module, "__file__", None))
+    return files + list(methods.LOADED_PLUGIN_MODULES)
 
 
 @dataclass
@@ -126,8 +129,12 @@ def run_cell_task(task):
         redirect_output(log_file)
         print(f"--- {task.cell.name}: pid {os.getpid()}, {task.threads or available_cores()} torch thread(s), "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
-        for path in task.plugins:  # before torch threads: a plugin could set its own
-            methods.load_plugin(path)
+        methods.load_entry_point_plugins()  # installed distributions' methods, as in the parent
+        for plugin in task.plugins:  # before torch threads: a plugin could set its own
+            if plugin.endswith(".py") or os.sep in plugin:
+                methods.load_plugin(plugin)
+            else:
+                methods.load_plugin_module(plugin)
         options = job_setup(task)
         print(f"--- {task.cell.name}: device {device_label(execution_environment(options.device))}, FID on "
               f"{options.fid_device}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}",

@@ -27,8 +27,10 @@ class RunCurve:
         """From a training record (`report`'s JSON or a run's metrics.json: `history` with `epoch`, `test_error`)."""
         if not isinstance(record, dict) or not isinstance(record.get("history"), list):
             raise BadValueError(f"{label}: not a training record (expected a JSON object with a `history` list)")
-        points = [(h["epoch"], h["test_error"]) for h in record["history"]
+        points = [(h.get("epoch"), h["test_error"]) for h in record["history"]
                   if isinstance(h, dict) and h.get("test_error") is not None]
+        if any(not isinstance(epoch, int) or isinstance(epoch, bool) for epoch, _ in points):
+            raise BadValueError(f"{label}: a history entry has no integer `epoch`")
         if not points:
             raise BadValueError(f"{label}: no pass of the record has a test error")
         for epoch, error in points:

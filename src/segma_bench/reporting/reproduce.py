@@ -16,7 +16,7 @@ from segma_bench.core.storage import unwritable_reason
 from segma_bench.datasets import get_loader, load_dataset
 
 from . import launch
-from .budgets import get_budget, table_file_name
+from .budgets import check_budget_datasets, get_budget, table_file_name
 from .cell import reproduce_cell, table_methods  # noqa: F401  (table_methods: used by the CLI and tests)
 from .guards import check_table_replacement
 from .launch import (
@@ -63,6 +63,7 @@ def reproduce(table, datasets, method_names, seeds, budget_name, options, comman
     if table not in PAPER_TABLES:
         raise methods.UnknownNameError(f"unknown table {table}; tables: {', '.join(map(str, PAPER_TABLES))}")
     budget = get_budget(budget_name)
+    check_budget_datasets(budget, datasets)
     check_writable(options.results_dir)  # before any metric is computed, not at its write
     method_names = list(method_names) or table_methods(table)
     for name in method_names:

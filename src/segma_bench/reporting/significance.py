@@ -124,8 +124,11 @@ def footnote(tests_by_column, display_names, column_titles):
     if not any(result for tests in tests_by_column.values() for cell in tests.values() for result in cell.values()):
         return ["", "Significance: no test could run (a cell needs at least 2 seeds with some spread)."]
     smallest = min(n for n in (smallest_n(t) for t in tests_by_column.values()) if n is not None)
-    lines = ["", f"Significance: {PAPER_MARK} our mean differs from the paper's value (two-sided one-sample t-test of the "
-             f"per-seed values against it, the paper's number taken as exact); {REFERENCE_MARK} it differs from "
+    paper_tested = any(cell.get("paper") for tests in tests_by_column.values() for cell in tests.values())
+    against_paper = (f"{PAPER_MARK} our mean differs from the paper's value (two-sided one-sample t-test of the "
+                     "per-seed values against it, the paper's number taken as exact)" if paper_tested else
+                     "no test against the paper's values (this budget's numbers are not comparable with them)")
+    lines = ["", f"Significance: {against_paper}; {REFERENCE_MARK} it differs from "
              f"{display_names.get(REFERENCE_METHOD, REFERENCE_METHOD)}'s in the same column (two-sided Welch's "
              f"t-test); both at p < {ALPHA}, without a correction for the number of tests (scipy.stats, "
              "reporting/significance.py). Cells with fewer than 2 seeds, or no spread between them, are not tested."]
@@ -142,9 +145,10 @@ def footnote(tests_by_column, display_names, column_titles):
     return lines
 
 
-def table_tests(frame, table, datasets):
+def table_tests(frame, table, datasets, against_paper=True):
     """{dataset: column_tests(...)} for a paper table's metric, from the long-form records frame (results.py),
-    in the table's units (test error in %) and row order."""
+    in the table's units (test error in %) and row order. against_paper False (a budget whose numbers are not
+    comparable with the paper's): only the tests between methods."""
     spec = PAPER_TABLES[table]
     metric, scale = spec["metric"], 100.0 if spec["metric"] == "test_error" else 1.0
     paper = {method: values for (_, method), values in spec["rows"]}
@@ -156,5 +160,6 @@ def table_tests(frame, table, datasets):
                   for method, group in cells.groupby("method")}
         values = dict(sorted(values.items(), key=lambda item: (order.index(item[0]) if item[0] in order
                                                                 else len(order), item[0])))
-        tests[dataset] = column_tests(values, {method: p.get(dataset) for method, p in paper.items()})
+        tests[dataset] = column_tests(values, {method: p.get(dataset) for method, p in paper.items()} if against_paper
+                                      else {})
     return tests

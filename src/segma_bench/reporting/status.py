@@ -55,14 +55,24 @@ def best_comparable(results_dir, metric, method, dataset):
 def long_run_lines(results_dir):
     lines = []
     for path in sorted(Path(results_dir).glob("*.json")):
-        run = json.loads(path.read_text())
-        if run.get("test_error") is None or "epochs_completed" not in run:
+        try:
+            run = json.loads(path.read_text())
+        except ValueError:
+            continue  # not a record of this kind (results/ may hold other JSON); the record reader names bad ones
+        if not isinstance(run, dict) or run.get("test_error") is None or not {"epochs_completed", "method", "dataset",
+                                                                              "seed"} <= set(run):
             continue
         reference = TEST_ERROR_PAPER.get(run["method"], {}).get(run["dataset"])
         lines.append(f"| {DISPLAY_NAMES.get(run['method'], run['method'])} | {DATASET_TITLES.get(run['dataset'])} | "
-                     f"{run['seed']} | {run['epochs_completed']} | {100 * run['test_error']:.2f} | "
+                     f"{run['seed']} | {epochs_text(run)} | {100 * run['test_error']:.2f} | "
                      f"{'—' if reference is None else f'{reference:.2f}'} | [{path.stem}]({path.with_suffix('.md').name}) |")
     return lines
+
+
+def epochs_text(run):
+    """'150', or '41 of 501' for a run still short of its planned length."""
+    done, planned = run["epochs_completed"], run.get("epochs_planned")
+    return f"{done} of {planned}" if isinstance(planned, int) and planned > done else f"{done}"
 
 
 def curve_lines(results_dir):
@@ -104,7 +114,8 @@ def render_status(results_dir="results"):
     else:
         lines += ["None yet: no records of a paper-comparable budget are committed "
                   "(`python cli.py reproduce --table N --budget comparable --dataset mnist` makes them)."]
-    lines += ["", "## Single long training runs: test error after the last epoch (full test set, 100 labels)", "",
+    lines += ["", "## Single long training runs: test error after the last epoch so far (full test set, 100 labels; "
+              "'41 of 501': still training)", "",
               "One seed each; each record names its settings (some are ablations) and the command that made it.", "",
               "| model | dataset | seed | epochs | test error % | paper | record |", "|---|---|---|---|---|---|---|",
               *long_run_lines(results_dir),

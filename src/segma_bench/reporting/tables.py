@@ -201,8 +201,20 @@ def protocol_notes(table, frame, budget, datasets):
         notes.append(line + ".")
     budget_note = BUDGETS[budget].note if budget in BUDGETS else ""
     if budget_note and notes:
-        notes.append(f"- {budget_note}")
+        source = frame["record"].iloc[0].get("data_source", {}) if not frame.empty else {}
+        notes.append("- " + budget_note.format(images=f"{source.get('images', '?'):,}" if isinstance(
+            source.get("images"), int) else "?", partition=_partition_text(source.get("partition"))))
     return notes
+
+
+def _partition_text(partition):
+    """'5,437 train+valid and 660 test images' from a data source's partition (a JSON text or a dict)."""
+    import json
+    try:
+        parts = json.loads(partition) if isinstance(partition, str) else dict(partition or {})
+    except (ValueError, TypeError):
+        return "?"
+    return " and ".join(f"{count:,} {split}" for split, count in parts.items()) + " images" if parts else "?"
 
 
 def compute_note(frame, table):
@@ -281,7 +293,8 @@ def render(table, results_dir, budget, methods_available, datasets=None):
     if not frame.empty:
         frame = frame[frame.dataset.isin(datasets)]
     stats = aggregate(frame)
-    tests = table_tests(frame, table, datasets)
+    tests = table_tests(frame, table, datasets,
+                        against_paper=BUDGETS[budget].paper_comparable if budget in BUDGETS else True)
     paper_methods = {m for (_, m), _ in PAPER_TABLES[table]["rows"]}
     extra = extra_rows(frame[frame.metric == metric], paper_methods) if not frame.empty else {}
     kid = metric in KID_OF_FID
