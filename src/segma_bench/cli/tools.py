@@ -78,10 +78,13 @@ def _ablation_row(ctx, param, values):
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--epochs", default="10,20,40", show_default=True, help="Comma-separated epochs.")
 @click.option("--title", default="Ablation", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing table at --out.")
 @user_errors
-def ablation(rows, out, epochs, title):
+def ablation(rows, out, epochs, title, force):
     """An ablation table from training records: each run's test error at chosen epochs."""
+    from segma_bench.cli.checks import refuse_overwrite
     from segma_bench.core.storage import atomic_write_text
+    refuse_overwrite([Path(out)], force, "an ablation table")
     from segma_bench.reporting.ablation import render_ablation
     try:
         epoch_list = [int(e) for e in epochs.split(",")]
@@ -122,9 +125,9 @@ def label_subsets(dataset, data_root, cache_dir, num_labeled, seeds, subset):
                                                  subset))
         error = nearest_neighbour_error(data.train_images, data.train_labels, data.test_images,
                                         data.test_labels, indices)
-        click.echo(f"| {seed} | {100 * error:.2f}% |")
         if math.isnan(error):
-            raise BadValueError("the test set is empty")
+            raise BadValueError(f"the {dataset} test set holds no image: no error rate to compute")
+        click.echo(f"| {seed} | {100 * error:.2f}% |")
 
 
 @click.command("long-runs")

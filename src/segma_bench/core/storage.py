@@ -48,6 +48,12 @@ def _write_synced(tmp, data):
         os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
 
 
+def atomic_write_file(path, write):
+    """`write(tmp)` writes the whole file at a temporary path (pass the format explicitly: the temporary name
+    ends in .tmp); it then replaces `path` in one rename. For files written by a library (PNG, plots)."""
+    _replace_via_tmp(path, write)
+
+
 def atomic_write_text(path, text):
     _replace_via_tmp(path, lambda tmp: _write_synced(tmp, text.encode()))
 

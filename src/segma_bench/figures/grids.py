@@ -10,6 +10,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid, save_image
 
+from segma_bench.core.storage import atomic_write_file, atomic_write_text
+
 PADDING = 2
 PAD_VALUE = 1.0            # white lines between the cells
 TEXT_GAP = 4               # pixels around drawn text
@@ -26,9 +28,8 @@ def grid_size(n_rows, n_cols, image_hw, padding=PADDING):
 def save_grid(images, path, n_cols, padding=PADDING):
     """Save images (N, C, H, W) in [0, 1], row-major, as a grid with `n_cols` columns."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().cpu().float().clamp(0, 1), path, nrow=n_cols, padding=padding,
-               pad_value=PAD_VALUE)
+    atomic_write_file(path, lambda tmp: save_image(images.detach().cpu().float().clamp(0, 1), tmp, nrow=n_cols,
+                                                   padding=padding, pad_value=PAD_VALUE, format="png"))
     return path
 
 
@@ -43,7 +44,7 @@ def grid_image(images, n_cols, padding=PADDING):
 def write_caption(png_path, text):
     """Caption beside the PNG: same name, .txt."""
     path = Path(png_path).with_suffix(".txt")
-    path.write_text(text.rstrip() + "\n")
+    atomic_write_text(path, text.rstrip() + "\n")
     return path
 
 

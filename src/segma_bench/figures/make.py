@@ -17,6 +17,7 @@ import torch
 
 from segma_bench.core.devices import seeded_rng
 from segma_bench.core.errors import BadValueError
+from segma_bench.core.storage import atomic_write_file, atomic_write_text
 from segma_bench.datasets.base import to_float
 from segma_bench.evaluation import latent_ops
 from segma_bench.methods.base import OperationNotSupported
@@ -279,7 +280,7 @@ def write_figure(figure, out_dir, context=None, labels=True):
         image = grids.labelled(grids.grid_image(figure.images, figure.n_cols), figure.n_rows, figure.n_cols,
                                figure.image_hw, figure.row_labels, figure.col_labels, figure.title)
         labelled_path = out_dir / f"{figure.name}_labelled.png"
-        image.save(labelled_path)
+        atomic_write_file(labelled_path, lambda tmp: image.save(tmp, format="PNG"))
         paths.append(labelled_path)
     paths.append(grids.write_caption(png, caption_text(figure, context, [p.name for p in paths])))
     return paths
@@ -366,10 +367,10 @@ def make_means(method, data, seed, out_dir, context=None):
     k = len(distances)
     names = short_names(data, k) if method.has_classifier else [str(j) for j in range(k)]
     markdown = out_dir / "means_distances.md"
-    markdown.write_text(means_markdown(method, data, distances, context))
+    atomic_write_text(markdown, means_markdown(method, data, distances, context))
     png = out_dir / "means_distances.png"
-    grids.heatmap(distances, names, title=f"{display_name(method)} {data.name}: distances between the means"
-                  ).save(png)
+    heatmap = grids.heatmap(distances, names, title=f"{display_name(method)} {data.name}: distances between the means")
+    atomic_write_file(png, lambda tmp: heatmap.save(tmp, format="PNG"))
     tie = "component k holds class k" if method.has_classifier else "components are not tied to classes"
     caption = "\n".join([
         f"{display_name(method)} {data.name}: pairwise Euclidean distances ||mu_i - mu_j|| of the {k} learned "
@@ -476,7 +477,8 @@ def make_table_figures(runs_root, dataset, out_dir, seed=0, data=None, data_root
                   "style-transfer": "7"}[kind]
         png = out_dir / f"fig{number}_{kind.replace('-', '_')}_{dataset}.png"
         png.parent.mkdir(parents=True, exist_ok=True)
-        grids.side_by_side(panels, titles).save(png)
+        side = grids.side_by_side(panels, titles)
+        atomic_write_file(png, lambda tmp: side.save(tmp, format="PNG"))
         first = figures[0]
         caption = [f"Fig. {number} (paper) for {dataset}: {kind}, panels " + ", ".join(titles) + ".",
                    f"Rows: {first.rows}.", f"Columns: {first.columns}.",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segma_bench.core.errors import BadValueError
+from segma_bench.core.storage import atomic_write_file
 from segma_bench.training.run_folder import METRICS, RunFolder
 
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
@@ -149,7 +150,8 @@ def plot_curves(curves, out, paper=None, losses=False, title=None, size=DEFAULT_
         axes[-1].set_xscale("log")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=dpi, metadata={"Software": None})  # no version stamp: same inputs, same bytes
+    # no version stamp: same inputs, same bytes; written through a temporary file like every output
+    atomic_write_file(out, lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": None}, format="png"))
     return out
 
 

@@ -122,7 +122,8 @@ def render_status(results_dir="results"):
               *curve_lines(results_dir),
               "", "## Everything here", "",
               f"- Tables: {', '.join(tables) or 'none'} (`tableN.md`: budget `comparable`; "
-              "`tableN-BUDGET.md`: other budgets; `quick` is not paper-comparable: 5 epochs, 2,000 images per FID).",
+              "`tableN-BUDGET.md`: other budgets; `quick` (5 epochs, 2,000 images per FID) and `celeba-subset` (the "
+              "6,097-image CelebA copy, 5 epochs, 500 images per FID) are not paper-comparable).",
               "- Per-cell records: " + (", ".join(f"[runs/{p.name}/](runs/{p.name}/)"
                                                    for p in sorted((results_dir / 'runs').glob('*')) if p.is_dir())
                                           or "none committed"),
