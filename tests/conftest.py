@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+import segma_bench.datasets
 from segma_bench.datasets.synthetic import TINY_PROTOCOL, make_fake_dataset  # noqa: F401  (tests import both)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +80,33 @@ def tiny_spec(data=None, **overrides):
         fields.update(dataset=data.name, image_shape=data.image_shape, num_classes=data.num_classes,
                       class_priors=(1 / data.num_classes,) * data.num_classes, num_train=len(data.train_images))
     return DataSpec(**{**fields, **overrides})
+
+
+# ---------------------------------------------------------------- the command line, as the hostile-input tests drive it
+
+@pytest.fixture
+def loads(monkeypatch, make_fake):
+    """A dataset 'fake-cli' the CLI can load; the list records every load, to prove checks come first."""
+    calls = []
+
+    def load(root, cache_dir):
+        calls.append(root)
+        return make_fake(name="fake-cli")
+    monkeypatch.setitem(segma_bench.datasets.DATASETS, "fake-cli", load)
+    return calls
+
+
+def invoke(*args, env=None):
+    from segma_bench.cli.main import cli
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code in (1, 2), (result.exit_code, result.output)
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("Error:") and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err

@@ -6,37 +6,10 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import segma_bench.datasets as datasets
+from conftest import invoke, one_line_error  # noqa: F401  (loads: a conftest fixture)
 from segma_bench.cli.main import cli
-
-
-@pytest.fixture
-def loads(monkeypatch, make_fake):
-    """A dataset 'fake-cli' the CLI can load; the list records every load, to prove checks come first."""
-    calls = []
-
-    def load(root, cache_dir):
-        calls.append(root)
-        return make_fake(name="fake-cli")
-    monkeypatch.setitem(datasets.DATASETS, "fake-cli", load)
-    return calls
-
-
-def invoke(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env)
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code in (1, 2), (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error:") and "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def train_args(*extra, run_dir=None):

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import segma_bench.datasets as datasets
 import segma_bench.methods as methods
+from conftest import invoke, one_line_error
 from segma_bench.cli.main import cli
 from segma_bench.core import storage
 from segma_bench.evaluation.classification import train
@@ -27,33 +28,6 @@ from segma_bench.training import RunSpec
 from segma_bench.training.loop import run_lock_path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code in (1, 2), (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error:") and "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
-
-
-@pytest.fixture
-def loads(monkeypatch, make_fake):
-    """A dataset 'fake-cli' the CLI can load; the list records every load, to prove checks come first."""
-    calls = []
-
-    def load(root, cache_dir):
-        calls.append(root)
-        return make_fake(name="fake-cli")
-    monkeypatch.setitem(datasets.DATASETS, "fake-cli", load)
-    return calls
 
 
 def train_args(*extra, run_dir=None):
@@ -546,9 +520,6 @@ def test_launcher_slurm_without_slurm_is_one_line_before_anything_runs(tmp_path,
     """No SLURM here: `reproduce --launcher slurm` says what it needs instead of submitit's RuntimeError."""
     import shutil
 
-    from click.testing import CliRunner
-
-    from segma_bench.cli.main import cli
     from segma_bench.core.errors import BadValueError
     from segma_bench.reporting.reproduce import check_launcher
     with pytest.raises(BadValueError, match="sbatch, squeue, sacct"):
@@ -568,9 +539,7 @@ def test_device_cuda_is_left_to_the_slurm_jobs_on_a_login_node_without_a_gpu(tmp
     import shutil
 
     import torch
-    from click.testing import CliRunner
 
-    from segma_bench.cli.main import cli
     if torch.cuda.is_available() or shutil.which("sbatch"):
         pytest.skip("needs a machine with neither a GPU nor SLURM")
     common = ["--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"), "--device", "cuda"]
