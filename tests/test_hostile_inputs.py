@@ -556,3 +556,10 @@ def test_a_budget_sized_for_one_dataset_refuses_the_others_before_training(tmp_p
         check_budget_datasets(get_budget("celeba-subset"), ["mnist"])
     check_budget_datasets(get_budget("celeba-subset"), ["celeba"])
     check_budget_datasets(get_budget("quick"), ["mnist", "svhn", "celeba"])
+
+
+def test_launcher_settings_without_a_launcher_are_refused_not_ignored(tmp_path):
+    result = invoke("reproduce", "--table", "2", "--partition", "gpu", "--runs-root", tmp_path / "runs",
+                    "--results-dir", tmp_path / "r")
+    one_line_error(result, "--launcher slurm")
+    assert not (tmp_path / "runs").exists()

@@ -182,6 +182,9 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     from segma_bench.reporting.reproduce import reproduce as run_reproduce
     from segma_bench.training import pick_device
     datasets = DATASETS if "all" in datasets else datasets
+    if not launcher and (partition or timeout_min or slurm_settings):
+        raise click.UsageError("--partition, --timeout and --slurm-setting apply to submitit jobs only: add "
+                               "--launcher slurm (or local)")
     jobs = jobs or default_jobs(device, launcher)
     if jobs == 1 and not launcher:  # the cells train in this process
         from segma_bench.training.denormals import flush_for_process
