@@ -94,3 +94,22 @@ def test_the_interface_is_small_and_the_default_does_nothing(tmp_path):
     writer.log_final({"sample_fid": 12.5, "note": "text", "missing": None}, step=7)
     writer.close()
     assert scalars(tmp_path / "run" / "tensorboard") == {"final/sample_fid": [(7, 12.5)]}
+
+
+def test_reproduce_cells_log_their_passes_and_final_metrics(tmp_path, fake_dataset):
+    """`reproduce --tracker tensorboard`: each cell's run folder gets its passes and its table metric."""
+    from conftest import tiny_options
+    from segma_bench.reporting import budgets
+    from segma_bench.reporting.reproduce import reproduce
+    tiny = budgets.Budget("tiny-track", epochs={fake_dataset: 2}, fid_samples=20, default_seeds=1)
+    budgets.BUDGETS["tiny-track"] = tiny
+    try:
+        reproduce(2, [fake_dataset], ["segma"], 1, "tiny-track", tiny_options(tmp_path, tracker="tensorboard"), "cmd",
+                  log=lambda *_: None)
+    finally:
+        del budgets.BUDGETS["tiny-track"]
+    run = next((tmp_path / "runs").rglob("metrics.json")).parent
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    logged = scalars(run / "tensorboard")
+    assert [step for step, _ in logged["epoch/loss"]] == [1, 2]
+    assert logged["final/test_error"] == [(2, pytest.approx(history[-1]["test_error"], rel=1e-6))]

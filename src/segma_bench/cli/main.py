@@ -171,9 +171,10 @@ def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_
 @click.option("--slurm-setting", "slurm_settings", multiple=True, metavar="KEY=VALUE", help="Any submitit "
               "SLURM parameter, e.g. account=abc, gpus_per_node=1, mem_gb=8 (repeatable).")
 @evaluation_options
+@TRACKER_OPTION
 @user_errors
 def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, jobs, threads,
-              launcher, partition, timeout_min, slurm_settings, data_root, cache_dir, fid_weights, device):
+              launcher, partition, timeout_min, slurm_settings, data_root, cache_dir, fid_weights, device, tracker):
     """Train and evaluate every missing cell of a paper table, then render results/tableN.md (budget
     comparable) or results/tableN-BUDGET.md."""
     from segma_bench.datasets import resolve_cache_dir
@@ -197,7 +198,7 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
         data_root=data_root, cache_dir=resolve_cache_dir(cache_dir), fid_weights=fid_weights, device=device,
         runs_root=runs_root, results_dir=results_dir, recompute=recompute, force=force, jobs=jobs, threads=threads,
         launcher=launcher, launcher_settings={"partition": partition, "timeout_min": timeout_min,
-                                              "slurm": parse_settings(slurm_settings)})
+                                              "slurm": parse_settings(slurm_settings)}, tracker=tracker)
     command = invocation()
     try:
         path, text = run_reproduce(table, datasets, method_names, seeds, budget, options, command, log=click.echo)

@@ -9,6 +9,7 @@ from segma_bench.evaluation.metric_names import PRC_OF_FID
 from segma_bench.training import RunSpec, load_trained
 from segma_bench.training.loop import resolve_protocol
 from segma_bench.training.run_folder import RunFolder, read_run_metrics
+from segma_bench.training.trackers import make_tracker
 
 from .guards import check_record_replacement
 from .paper_reference import PAPER_TABLES
@@ -66,6 +67,17 @@ def choose_run(spec, data, own_dir, budget, options):
     return own_dir, False, resolved.epochs
 
 
+def train_logged(spec, run_dir, data, tracker_name):
+    """Train the cell's run, every pass's record also sent to the tracker when one is named."""
+    if not tracker_name:
+        return train(spec, run_dir, data=data)
+    tracker = make_tracker(tracker_name, run_dir)
+    try:
+        return train(spec, run_dir, data=data, on_epoch=tracker.log_epoch)
+    finally:
+        tracker.close()
+
+
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
     path = record_path(options.results_dir, budget.name, dataset, method, seed)
     record = read_record(path) or {}
@@ -85,7 +97,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         log(f"{dataset}/{method}/seed{seed}: evaluating {run_dir} ({completed_epochs(run_dir)} epochs), not retraining")
         training = read_run_metrics(run_dir)
     else:
-        training = train(spec, run_dir, data=data)
+        training = train_logged(spec, run_dir, data, options.tracker)
     spec, data, model = load_trained(run_dir, data=data, device=options.device)
     from segma_bench.evaluation.harness import evaluate  # imports the FID stack only when a cell is evaluated
     extractor = extractor_factory() if metric != "test_error" else None
@@ -112,5 +124,11 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         "versions": software_versions()})
     record.setdefault("timing", {})[f"evaluate_{metric}_seconds"] = round(time.time() - started, 1)
     write_record(path, record)
+    if options.tracker:  # the cell's final metrics, at its last pass as the step
+        tracker = make_tracker(options.tracker, run_dir)
+        try:
+            tracker.log_final(metrics, training["epochs_completed"])
+        finally:
+            tracker.close()
     log(f"{dataset}/{method}/seed{seed}: {metric} = {metrics[metric]} -> {path}")
 

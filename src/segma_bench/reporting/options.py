@@ -23,3 +23,4 @@ class ReproduceOptions:
     launcher: str | None = None            # None (processes here), "local" or "slurm" (submitit)
     launcher_settings: dict = field(default_factory=dict)  # partition, timeout_min, slurm: {...}
     command: str = ""                      # the command line that made the records
+    tracker: str | None = None             # an experiment tracker (training/trackers.py) each cell logs to
