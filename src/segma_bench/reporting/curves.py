@@ -9,12 +9,12 @@ per pass, with the test error and the loss terms), or a table cell's record (res
 
 Drawn with matplotlib (Agg, no display needed): axes, ticks, a legend. The PIL grids of figures/ show images;
 a plot with scales and a legend is matplotlib's job."""
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from segma_bench.core.errors import BadValueError
+from segma_bench.core.json_files import JSONFileError, read_json_file
 from segma_bench.core.storage import atomic_write_file
 from segma_bench.training.run_folder import METRICS, RunFolder
 
@@ -50,12 +50,12 @@ def load_curve(source, label=None):
         path = RunFolder(path).metrics
         if not path.is_file():
             raise BadValueError(f"{source}: a folder without {METRICS} (not a run folder)")
+    if not path.is_file():
+        raise BadValueError(f"{source}: no such file or folder")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadValueError(f"{source}: no such file or folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadValueError(f"{source}: not a JSON file ({error})") from None
+        data = read_json_file(path)  # the suite's strict reader: invalid JSON or a non-finite number is refused
+    except JSONFileError as error:
+        raise BadValueError(f"{source}: not a JSON file with finite numbers ({error})") from None
     if not isinstance(data, dict):
         raise BadValueError(f"{source}: not a run's metrics nor a table cell record")
     label = label or default_label(Path(source))

@@ -12,6 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from segma_bench.core.errors import BadValueError
+from segma_bench.core.json_files import read_json_file
 from segma_bench.training.run_folder import RunFolder
 
 
@@ -107,17 +108,13 @@ def render_long_runs(curves, paper_error, title, command, planned_passes=None):
 
 
 def read_curves(labelled_paths):
-    """[(label, path)] -> [RunCurve]; a path is a record JSON or a run folder (its metrics.json)."""
-    import json
+    """[(label, path)] -> [RunCurve]; a path is a record JSON or a run folder (its metrics.json), read with the
+    suite's strict JSON reader (core/json_files.py)."""
     curves = []
     for label, path in labelled_paths:
         path = Path(path)
         file = RunFolder(path).metrics if path.is_dir() else path
-        try:
-            record = json.loads(file.read_text())
-        except FileNotFoundError:
-            raise BadValueError(f"{file} does not exist") from None
-        except json.JSONDecodeError as error:
-            raise BadValueError(f"{file} is not valid JSON ({error})") from None
-        curves.append(RunCurve.from_record(label, record))
+        if not file.is_file():
+            raise BadValueError(f"{file} does not exist")
+        curves.append(RunCurve.from_record(label, read_json_file(file)))
     return curves

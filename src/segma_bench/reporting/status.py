@@ -7,8 +7,10 @@ One line per paper cell (table, model, dataset) with our best paper-comparable n
 over the budgets marked paper_comparable (reporting/budgets.py), with its budget and records; then the
 single long training runs' test errors (results/*.json, same test protocol, one seed each); then links
 to every table, figure and record."""
-import json
 from pathlib import Path
+
+from segma_bench.core.errors import BadValueError
+from segma_bench.core.json_files import read_json_file
 
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
@@ -56,8 +58,8 @@ def long_run_lines(results_dir):
     lines = []
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
-            run = json.loads(path.read_text())
-        except ValueError:
+            run = read_json_file(path)
+        except BadValueError:
             continue  # not a record of this kind (results/ may hold other JSON); the record reader names bad ones
         if not isinstance(run, dict) or run.get("test_error") is None or not {"epochs_completed", "method", "dataset",
                                                                               "seed"} <= set(run):
