@@ -26,9 +26,23 @@ from segma_bench.datasets.base import Protocol
 from segma_bench.datasets.registry import register_dataset
 
 register_dataset("toy-grid")(lambda root, cache: make_fake_dataset(name="toy-grid"))
-# 40 short epochs: long enough to interrupt a job in the middle of its training.
+# 40 short epochs; the tests that interrupt a job in the middle train them with `segma-paced` below.
 register_dataset("toy-long")(lambda root, cache: make_fake_dataset(
     num_train=200, name="toy-long", protocol=Protocol(6, 10, 6, paper_epochs=40)))
+
+
+# SeGMA paced to at least 0.25 s a pass: a worker killed after its first checkpoint still has seconds of
+# training left, more than the 2 s within which an orphaned worker notices, on however fast a machine.
+import time
+from segma_bench.api import register
+from segma_bench.methods.segma import SeGMA
+
+
+@register("segma-paced")
+class PacedSeGMA(SeGMA):
+    def on_epoch_start(self, epoch, optimizer):
+        time.sleep(0.25)
+        super().on_epoch_start(epoch, optimizer)
 
 
 @register_dataset("toy-broken")
@@ -44,8 +58,8 @@ def plugin_env(tmp_path):
     return {"SEGMA_PLUGINS": str(plugin), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def reproduce_args(tmp_path, *extra):
-    return ["reproduce", "--table", "2", "--method", "segma", "--seeds", "2", "--runs-root", str(tmp_path / "runs"),
+def reproduce_args(tmp_path, *extra, method="segma"):
+    return ["reproduce", "--table", "2", "--method", method, "--seeds", "2", "--runs-root", str(tmp_path / "runs"),
             "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
             *extra]
 
@@ -171,9 +185,9 @@ def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, m
     for key, value in plugin_env.items():
         monkeypatch.setenv(key, value)
     options = tiny_options(tmp_path, device="cpu", fid_device="cpu")
-    cell = Cell("toy-long", "segma", 0)
+    cell = Cell("toy-long", "segma-paced", 0)
     task = CellTask(cell, 2, "quick", options, threads=1, plugins=[plugin_env["SEGMA_PLUGINS"]])
-    run_dir = tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma" / "seed0"
+    run_dir = tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma-paced" / "seed0"
 
     def preempt_after_the_first_checkpoint():
         deadline = time.time() + 120
@@ -192,10 +206,10 @@ def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path, plugin_env, m
     assert failed == []
     train_log = (run_dir / "train.log").read_text()
     assert "resumed from the end of epoch" in train_log
-    assert task.log_path.read_text().count("--- toy-long/segma/seed0: pid") == 2  # a second attempt ran
+    assert task.log_path.read_text().count("--- toy-long/segma-paced/seed0: pid") == 2  # a second attempt ran
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 40 and [h["epoch"] for h in metrics["history"]] == list(range(1, 41))
-    assert records(tmp_path)["toy-long-segma-seed0.json"]["training"]["epochs"] == 40
+    assert records(tmp_path)["toy-long-segma-paced-seed0.json"]["training"]["epochs"] == 40
 
 
 # ---------------------------------------------------------------- a killed `reproduce` leaves no worker behind
@@ -215,11 +229,11 @@ def test_a_killed_reproduce_stops_its_workers_and_the_next_one_resumes(tmp_path,
     import subprocess
     import sys
     args = [sys.executable, str(TESTS.parent / "cli.py"),
-            *reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2", "--threads", "1")]
+            *reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2", "--threads", "1", method="segma-paced")]
     parent = subprocess.Popen(args, env={**os.environ, **plugin_env}, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    logs = [cell_log_path(tmp_path / "runs", "quick", Cell("toy-long", "segma", seed)) for seed in (0, 1)]
-    checkpoints = [tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma" / f"seed{seed}" / "checkpoint.pt"
+    logs = [cell_log_path(tmp_path / "runs", "quick", Cell("toy-long", "segma-paced", seed)) for seed in (0, 1)]
+    checkpoints = [tmp_path / "runs" / "reproduce" / "quick" / "toy-long" / "segma-paced" / f"seed{seed}" / "checkpoint.pt"
                    for seed in (0, 1)]
     deadline = time.time() + 120
     while not all(c.exists() for c in checkpoints):  # both workers are training
@@ -236,10 +250,10 @@ def test_a_killed_reproduce_stops_its_workers_and_the_next_one_resumes(tmp_path,
     if kill_signal == signal.SIGKILL:
         return  # resuming is the same after either signal; checked once, to keep the suite short
 
-    result = CliRunner().invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2",
-                                                    "--threads", "1"), env=plugin_env)
+    result = CliRunner().invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-long", "--jobs", "2", "--threads", "1",
+                                                    method="segma-paced"), env=plugin_env)
     assert result.exit_code == 0, result.output
     for seed in (0, 1):
         run_dir = checkpoints[seed].parent
         assert "resumed from the end of epoch" in (run_dir / "train.log").read_text()
-        assert records(tmp_path)[f"toy-long-segma-seed{seed}.json"]["training"]["epochs"] == 40
+        assert records(tmp_path)[f"toy-long-segma-paced-seed{seed}.json"]["training"]["epochs"] == 40
