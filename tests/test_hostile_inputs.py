@@ -210,15 +210,15 @@ def test_kid_of_fewer_images_than_its_subsets_says_so_and_prints_the_subset_size
     result = invoke("kid", tmp_path / "a.npy", tmp_path / "b.npy")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    assert printed["kid_subset_size"] == [10, 12] and printed["kid_std"] is None  # no meaningless 1e-16
-    assert "not comparable" in printed["warning"] and "warning: KID from subsets of 10 and 12" in result.stderr
+    assert printed["kid_subset_size"] == [10, 10] and printed["kid_std"] is None  # no meaningless 1e-16
+    assert "not comparable" in printed["warning"] and "warning: KID from one subset of 10 images" in result.stderr
 
 
 def test_kid_refuses_a_set_too_small_for_its_estimator():
-    from segma_bench.evaluation.kid import subset_sizes_for
+    from segma_bench.evaluation.kid import kid_plan
     with pytest.raises(ValueError, match="at least 2 images in each set"):
-        subset_sizes_for(1, 500)
-    assert subset_sizes_for(5000, 2000) == ([1000, 1000], None)
+        kid_plan(1, 500)
+    assert kid_plan(5000, 2000) == (100, 1000, None)
 
 
 # ---- one lock per run folder ---------------------------------------------------------------------------------
@@ -543,8 +543,9 @@ def test_device_cuda_is_left_to_the_slurm_jobs_on_a_login_node_without_a_gpu(tmp
     if torch.cuda.is_available() or shutil.which("sbatch"):
         pytest.skip("needs a machine with neither a GPU nor SLURM")
     common = ["--runs-root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"), "--device", "cuda"]
-    with_slurm = CliRunner().invoke(cli, ["reproduce", "--table", "2", "--launcher", "slurm", *common])
-    assert with_slurm.exit_code == 1 and "needs SLURM's sbatch" in with_slurm.output
+    for args in (["--launcher", "slurm", *common], [*common, "--launcher", "slurm"]):  # whichever is typed first
+        with_slurm = CliRunner().invoke(cli, ["reproduce", "--table", "2", *args])
+        assert with_slurm.exit_code == 1 and "needs SLURM's sbatch" in with_slurm.output
     here = CliRunner().invoke(cli, ["reproduce", "--table", "2", *common])
     assert here.exit_code == 2 and "no CUDA GPU is visible" in here.output
 

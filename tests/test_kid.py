@@ -64,12 +64,15 @@ def test_bad_shapes_are_rejected():
 def test_sets_no_larger_than_a_subset_are_one_subset_with_no_spread():
     """The harness's rule: 100 subsets of 1,000 only where a set holds more than 1,000 images; a smaller set
     is used whole, once, and its KID has no std (a spread of 100 identical draws would be a meaningless 0)."""
-    from segma_bench.evaluation.kid import subsets_for
-    assert subsets_for(10000) == (100, 1000) and subsets_for(1001) == (100, 1000)
-    assert subsets_for(1000) == (1, 1000) and subsets_for(500) == (1, 500)
+    from segma_bench.evaluation.kid import kid_plan
+    assert kid_plan(10000, 10000) == (100, 1000, None) and kid_plan(1001, 5000) == (100, 1000, None)
+    subsets, size, warning = kid_plan(1000, 1000)
+    assert (subsets, size) == (1, 1000) and "no spread" in warning and "not comparable" not in warning
+    subsets, size, warning = kid_plan(500, 2000)
+    assert (subsets, size) == (1, 500) and "not comparable" in warning  # smaller subsets: a noisier estimate
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(30, 3)), rng.normal(1, 1, size=(30, 3))
-    once = kernel_inception_distance(a, b, *subsets_for(30))
+    once = kernel_inception_distance(a, b, *kid_plan(30, 30)[:2])
     assert once["kid_std"] is None and once["kid"] == pytest.approx(mmd2_unbiased(a, b))
     repeated = kernel_inception_distance(a, b, num_subsets=100, subset_size=1000)
     assert repeated["kid"] == pytest.approx(once["kid"])  # the mean is the same: only the protocol changes

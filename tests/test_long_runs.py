@@ -108,3 +108,36 @@ def test_the_train_command_of_a_record_gives_back_its_identity(run):
     from segma_bench.reporting.run_report import identity_from_train_command, train_command
     command = train_command(run, 10, "runs/x")
     assert identity_from_train_command(command) == run
+
+
+def test_table_two_quotes_the_long_run_statistics_at_paper_comparable_budgets_only(tmp_path):
+    from segma_bench.reporting.tables import render
+    from test_tables import write_cell
+    curves = [RunCurve.from_record("seed0", record([0.3, 0.14, 0.15])), RunCurve.from_record("seed1", record([0.3, 0.12]))]
+    _, data = render_long_runs(curves, 0.127, "SeGMA long", "cmd", planned_passes=3)
+    (tmp_path / "segma_mnist_501.json").write_text(json.dumps(data))
+    for budget in ("comparable", "quick"):
+        write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10}, budget=budget)
+    note = next(line for line in render(2, tmp_path, "comparable", {"segma"}).splitlines() if "at the paper's length" in line)
+    # last passes 15 and 12 %: mean 13.50, sample std 2.12; seed1's best 12.00 reaches 12.70
+    assert "SeGMA long ([segma_mnist_501.md](segma_mnist_501.md), 2 run(s))" in note
+    assert "last pass 13.50 ± 2.12%" in note and "best run seed1 at 12.00%" in note
+    assert "best run by its best pass (seed1)" in note and "seed1 at pass 2 of 3" in note
+    assert "at the paper's length" not in render(2, tmp_path, "quick", {"segma"})  # few-pass tables: not their place
+    assert "at the paper's length" not in render(1, tmp_path, "comparable", {"segma"})  # Table II's statistic only
+
+
+def test_runs_of_unequal_lengths_are_also_compared_at_the_last_pass_all_reached():
+    from segma_bench.reporting.long_runs import at_common_pass
+    long = RunCurve.from_record("a", record([0.30, 0.20, 0.15, 0.10]))
+    short = RunCurve.from_record("b", record([0.40, 0.24]))
+    gap = RunCurve.from_record("c", {"history": [{"epoch": 1, "test_error": 0.5}, {"epoch": 2, "test_error": None},
+                                                 {"epoch": 3, "test_error": 0.3}]})
+    common = at_common_pass([long, short, gap])  # pass 2; run c has no error there: its pass-1 value counts
+    assert common["common_pass"] == 2
+    assert common["mean_common"] == pytest.approx((0.20 + 0.24 + 0.5) / 3)
+    text, data = render_long_runs([long, short], 0.127, "t", "cmd", planned_passes=4)
+    assert "| mean ± std at pass 2, the last all runs reached | 22.00 ± 2.83" in text
+    assert data["summary"]["common_pass"] == 2
+    equal, _ = render_long_runs([long, long], 0.127, "t", "cmd")
+    assert "the last all runs reached" not in equal  # equal lengths: the last-pass mean already compares like with like

@@ -35,20 +35,36 @@ register_dataset("toy-long")(lambda root, cache: make_fake_dataset(
 # training left, more than the 2 s within which an orphaned worker notices, on however fast a machine.
 import time
 from segma_bench.api import register
+from segma_bench.methods import METHODS
 from segma_bench.methods.segma import SeGMA
 
 
-@register("segma-paced")
 class PacedSeGMA(SeGMA):
+    """SeGMA that waits 0.25 s before each pass (tests only)."""
+
     def on_epoch_start(self, epoch, optimizer):
         time.sleep(0.25)
         super().on_epoch_start(epoch, optimizer)
+
+
+if "segma-paced" not in METHODS:  # the test process loads a fresh copy of this file for every test
+    register("segma-paced")(PacedSeGMA)
 
 
 @register_dataset("toy-broken")
 def broken(root, cache):
     raise RuntimeError("this dataset fails on purpose")
 '''
+
+
+@pytest.fixture(autouse=True)
+def restore_method_registry():
+    """The plugin registers `segma-paced` in this process too (CliRunner); later tests must not see it."""
+    from segma_bench import methods
+    before = dict(methods.METHODS)
+    yield
+    methods.METHODS.clear()
+    methods.METHODS.update(before)
 
 
 @pytest.fixture

@@ -64,6 +64,10 @@ def committed_tables():
 def test_a_fresh_clone_renders_the_committed_tables_byte_for_byte(tmp_path, table, budget):
     # a clone elsewhere: its own results/ folder, the command run from the clone's root (the tests' cwd)
     shutil.copytree(REPO / "results" / "runs", tmp_path / "results" / "runs")
+    from segma_bench.reporting.tables import LONG_RUN_STATISTICS
+    for name in set(LONG_RUN_STATISTICS.values()):  # the long-run statistics a footnote quotes: committed too
+        if (REPO / "results" / name).is_file():
+            shutil.copy(REPO / "results" / name, tmp_path / "results" / name)
     result = table_command("--table", table, "--budget", budget)
     assert result.exit_code == 0, result.output
     name = table_file_name(table, budget)
@@ -165,6 +169,23 @@ def test_a_long_run_of_the_same_identity_is_evaluated_not_retrained(tmp_path, to
     assert not (tmp_path / "runs" / "reproduce" / "tiny" / "toy-files").exists()  # nothing trained (only the lock folder)
     text = (options.results_dir / "table2-tiny.md").read_text()
     assert f"SeGMA 3 (budget: at least 2) [runs reused: `{long_run}`]" in text
+
+
+def test_no_train_evaluates_the_runs_that_hold_the_budget_and_trains_nothing(tmp_path, toy):
+    from segma_bench.training.run_folder import read_run_metrics
+    fake, options = toy
+    done = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed0"
+    short = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed1"  # 1 pass: below the budget's 2
+    train(RunSpec("segma", "toy-files", seed=0, recipe="authors-code", epochs=3, progress=False), done, data=fake)
+    train(RunSpec("segma", "toy-files", seed=1, recipe="authors-code", epochs=1, progress=False), short, data=fake)
+    log = []
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 2, "tiny", replace(options, no_train=True), "cmd",
+                               log=log.append)
+    assert json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())["run_dir"] == str(done)
+    assert not record_path(options.results_dir, "tiny", "toy-files", "segma", 1).exists()
+    assert any("seed1: skipped (--no-train)" in line for line in log)
+    assert read_run_metrics(short)["epochs_completed"] == 1  # not trained further
+    assert not list((tmp_path / "runs" / "reproduce").rglob("checkpoint.pt"))  # nor trained from scratch
 
 
 def test_each_metric_of_a_record_keeps_the_command_that_computed_it(tmp_path, toy, monkeypatch):

@@ -43,18 +43,6 @@ class OneLineErrorsGroup(click.Group):
             raise one_line(error) from error
 
 
-def _argv_launcher():
-    """--launcher as typed (click may parse --device before --launcher)."""
-    import sys
-    argv = sys.argv[1:]
-    for i, word in enumerate(argv):
-        if word == "--launcher" and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith("--launcher="):
-            return word.split("=", 1)[1]
-    return None
-
-
 def check_device(ctx, param, value):
     """auto, cpu, cuda or cuda:N (where CUDA is present), mps where available."""
     import torch
@@ -65,8 +53,8 @@ def check_device(ctx, param, value):
     except (RuntimeError, ValueError):
         raise click.BadParameter(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N", param=param) from None
     if device.type == "cuda":
-        if ctx is not None and ctx.command.name == "reproduce" and "slurm" in (ctx.params.get("launcher"),
-                                                                              _argv_launcher()):
+        # reproduce's --launcher is eager, so it is parsed before --device wherever it was typed
+        if ctx is not None and ctx.command.name == "reproduce" and ctx.params.get("launcher") == "slurm":
             return value  # the SLURM jobs' GPUs, not this login node's, decide (reporting/cluster.py)
         if not torch.cuda.is_available():
             raise click.BadParameter(f"{value!r}: no CUDA GPU is visible to torch here; use --device cpu "

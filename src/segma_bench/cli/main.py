@@ -158,12 +158,14 @@ def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_
               "(training only what has no run folder here): how a fresh clone reproduces the committed tables.")
 @click.option("--force", is_flag=True, help="Replace a record with one from a shorter run, or a table with one "
               "with fewer filled cells (refused otherwise).")
+@click.option("--no-train", is_flag=True, help="Train nothing: evaluate only the cells whose run already holds "
+              "the budget's epochs (e.g. long runs made by `train`); the others stay missing.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Cells run at once, each in its own process with its "
               "log under RUNS_ROOT/reproduce/BUDGET/logs/ (default: one per visible GPU where the cells train on "
               "GPUs, each worker on its own GPU; else this machine's cores; 1 runs them one after another in this "
               "process).")
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads per cell (default: cores // jobs).")
-@click.option("--launcher", type=click.Choice(["slurm", "local"]), help="Run each cell as a submitit job: a "
+@click.option("--launcher", type=click.Choice(["slurm", "local"]), is_eager=True, help="Run each cell as a submitit job: a "
               "SLURM job array, or submitit's local executor on this machine (at most --jobs at once).")
 @click.option("--partition", help="SLURM partition (--launcher slurm).")
 @click.option("--timeout", "timeout_min", type=click.IntRange(min=1), help="Minutes per job before it is "
@@ -173,7 +175,7 @@ def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_
 @evaluation_options
 @TRACKER_OPTION
 @user_errors
-def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, jobs, threads,
+def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_dir, recompute, force, no_train, jobs, threads,
               launcher, partition, timeout_min, slurm_settings, data_root, cache_dir, fid_weights, device, tracker):
     """Train and evaluate every missing cell of a paper table, then render results/tableN.md (budget
     comparable) or results/tableN-BUDGET.md."""
@@ -196,8 +198,8 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
     from segma_bench.reporting.options import ReproduceOptions
     options = ReproduceOptions(  # fid_device None: decided where each cell runs, with its training device
         data_root=data_root, cache_dir=resolve_cache_dir(cache_dir), fid_weights=fid_weights, device=device,
-        runs_root=runs_root, results_dir=results_dir, recompute=recompute, force=force, jobs=jobs, threads=threads,
-        launcher=launcher, launcher_settings={"partition": partition, "timeout_min": timeout_min,
+        runs_root=runs_root, results_dir=results_dir, recompute=recompute, force=force, no_train=no_train, jobs=jobs,
+        threads=threads, launcher=launcher, launcher_settings={"partition": partition, "timeout_min": timeout_min,
                                               "slurm": parse_settings(slurm_settings)}, tracker=tracker)
     command = invocation()
     try:
@@ -218,7 +220,8 @@ def reproduce(table, datasets, method_names, seeds, budget, runs_root, results_d
 @user_errors
 def table(table, budget, datasets, results_dir, force):
     """Render results/tableN.md (budget comparable) or results/tableN-BUDGET.md from the committed records
-    in results/runs/BUDGET/, without training or evaluating. With no records it writes nothing and fails."""
+    in results/runs/BUDGET/ (and, for Table II's footnote, the long-run statistics results/segma_mnist_501.json),
+    without training or evaluating. With no records it writes nothing and fails."""
     from segma_bench.reporting.budgets import get_budget
     from segma_bench.reporting.paper_reference import PAPER_TABLES
     from segma_bench.reporting.reproduce import write_table

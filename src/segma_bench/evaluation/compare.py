@@ -9,7 +9,7 @@ from segma_bench.core.errors import BadValueError
 
 from .fid import activation_statistics, fid_protocol, frechet_distance
 from .image_sets import parse_image_set
-from .kid import kernel_inception_distance, kid_protocol, subset_sizes_for, subsets_for
+from .kid import kernel_inception_distance, kid_plan, kid_protocol
 from .prc import prc_protocol, precision_recall
 
 PAPER_COUNT = 10000
@@ -43,7 +43,7 @@ def compare_image_sets(first, second, kinds, extractor, data_root=None, cache_di
     sizes = [len(s.images) for s in sets if s.images is not None]
     count = num_real or (sizes[0] if sizes else PAPER_COUNT)
     if "kid" in kinds:  # refused before any image goes through the network
-        subset_sizes_for(*[len(s.images) if s.images is not None else count for s in sets])
+        kid_plan(*[len(s.images) if s.images is not None else count for s in sets])
     loaded = {}
     (features_a, about_a), (features_b, about_b) = [set_features(s, count, extractor, data_root, cache_dir, loaded)
                                                     for s in sets]
@@ -52,11 +52,9 @@ def compare_image_sets(first, second, kinds, extractor, data_root=None, cache_di
         result["fid"] = frechet_distance(*activation_statistics(features_a), *activation_statistics(features_b))
         result["protocol"]["fid"] = fid_protocol(extractor)
     if "kid" in kinds:
-        used, warning = subset_sizes_for(len(features_a), len(features_b))
-        # as evaluate computes it for the same images: a set no larger than one subset is used whole, once
-        subsets, size = subsets_for(min(len(features_a), len(features_b)))
+        subsets, size, warning = kid_plan(len(features_a), len(features_b))  # as `evaluate` draws it
         kid = kernel_inception_distance(features_a, features_b, subsets, size)
-        result.update(kid=kid["kid"], kid_std=kid["kid_std"], kid_subset_size=used)
+        result.update(kid=kid["kid"], kid_std=kid["kid_std"], kid_subset_size=kid["subset_size"])
         result["protocol"]["kid"] = {**kid_protocol(subsets, size), "subset_size_used": kid["subset_size"]}
         if warning:
             result["warning"] = warning

@@ -17,7 +17,7 @@ from segma_bench.datasets.base import to_float
 
 from .classification import test_error
 from .fid import activation_statistics, cached_reference, fid_protocol, frechet_distance
-from .kid import kernel_inception_distance, kid_protocol, subsets_for
+from .kid import kernel_inception_distance, kid_plan, kid_protocol
 from .latent_ops import interpolate
 from .metric_names import KID_OF_FID, METRICS, PRC_OF_FID
 from .prc import DEFAULT_K, knn_radii, prc_protocol, precision_recall
@@ -100,7 +100,7 @@ def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
         return metrics, protocol
     reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
     floor, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
-    kid_subsets, kid_size = subsets_for(min(fid_samples, len(reference[0]), len(floor[0])))
+    kid_subsets, kid_size, _ = kid_plan(fid_samples, min(len(reference[0]), len(floor[0])))  # the protocol records it
     floor_kid = kernel_inception_distance(floor[0], reference[0], kid_subsets, kid_size)
     protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
                        "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",

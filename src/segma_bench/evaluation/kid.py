@@ -56,31 +56,25 @@ def kernel_inception_distance(features_a, features_b, num_subsets=DEFAULT_SUBSET
             "subsets": num_subsets, "subset_size": [size_a, size_b]}
 
 
-def subsets_for(count, num_subsets=DEFAULT_SUBSETS, subset_size=DEFAULT_SUBSET_SIZE):
-    """(subsets, subset size) the harness uses for sets of `count` images: the protocol's 100 of 1,000, or,
-    when a set holds no more than one subset, that whole set once (100 draws of all of it would all be the
-    same pair, and their spread a meaningless 0)."""
-    return (num_subsets, subset_size) if count > subset_size else (1, count)
-
-
 MIN_IMAGES = 2  # per set: the unbiased estimator's sums over pairs i != j need two rows
 
 
-def subset_sizes_for(count_a, count_b, subset_size=DEFAULT_SUBSET_SIZE):
-    """([subset size of each set], warning or None) for sets of these sizes, as kernel_inception_distance draws
-    them: the protocol's `subset_size`, or the whole of a smaller set (then a warning says so). Fewer than
-    MIN_IMAGES images in a set: refused."""
-    if min(count_a, count_b) < MIN_IMAGES:
+def kid_plan(count_a, count_b, num_subsets=DEFAULT_SUBSETS, subset_size=DEFAULT_SUBSET_SIZE):
+    """(subsets, subset size, warning or None): how KID is drawn for sets of count_a and count_b images, by the
+    harness (`evaluate`, `reproduce`) and by the `kid` command alike. The protocol's `num_subsets` subsets of
+    `subset_size` rows of each set where both sets hold more than one subset; otherwise one subset of as many
+    rows as the smaller set holds (100 draws of all of a set would all be the same pair, and their spread a
+    meaningless 0), with a warning that says so. Fewer than MIN_IMAGES images in a set: refused."""
+    smaller = min(count_a, count_b)
+    if smaller < MIN_IMAGES:
         raise BadValueError(f"KID needs at least {MIN_IMAGES} images in each set, got {count_a} and {count_b}")
-    used = [min(subset_size, count_a), min(subset_size, count_b)]
-    if used == [subset_size, subset_size]:
-        return used, None
-    warning = (f"KID from subsets of {used[0]} and {used[1]} images, fewer than the protocol's {subset_size} (the sets "
-               f"hold {count_a} and {count_b}): not comparable with KIDs from subsets of {subset_size} (unbiased, "
-               "but far noisier)")
-    if count_a <= subset_size and count_b <= subset_size:
-        warning += "; every subset is the whole of both sets, so there is no spread over subsets (kid_std: null)"
-    return used, warning
+    if smaller > subset_size:
+        return num_subsets, subset_size, None
+    warning = (f"KID from one subset of {smaller} images of each set (the sets hold {count_a} and {count_b}), not the "
+               f"protocol's {num_subsets} subsets of {subset_size}: no spread over subsets (kid_std: null)")
+    if smaller < subset_size:
+        warning += f", and not comparable with KIDs from subsets of {subset_size} (unbiased, but far noisier)"
+    return 1, smaller, warning
 
 
 def kid_protocol(num_subsets=DEFAULT_SUBSETS, subset_size=DEFAULT_SUBSET_SIZE, seed=DEFAULT_SEED):

@@ -18,6 +18,7 @@ from segma_bench.core.json_files import JSONFileError, read_json_file
 from segma_bench.core.storage import atomic_write_file
 from segma_bench.training.run_folder import METRICS, RunFolder
 
+from .error_curve import per_pass_test_error
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
 
 # What a history record holds besides the loss terms.
@@ -59,13 +60,13 @@ def load_curve(source, label=None):
     if not isinstance(data, dict):
         raise BadValueError(f"{source}: not a run's metrics nor a table cell record")
     label = label or default_label(Path(source))
-    if isinstance(data.get("history"), list):
-        curve = history_curve(data, str(source), label)
-    elif isinstance(data.get("training", {}).get("test_error_by_epoch"), list):
-        curve = cell_curve(data, str(source), label)
-    else:
-        raise BadValueError(f"{source}: neither a run's metrics (`history`) nor a table cell record "
-                            "(`training.test_error_by_epoch`)")
+    try:
+        points = per_pass_test_error(data)  # the one reader and its checks (reporting/error_curve.py)
+    except BadValueError as error:
+        raise BadValueError(f"{source}: {error}") from None
+    curve = Curve(label=label, source=str(source), method=data.get("method"), dataset=data.get("dataset"),
+                  epochs=[epoch for epoch, _ in points], test_error=[percent(error) for _, error in points],
+                  losses=loss_terms(data["history"]) if "history" in data else {})
     if not curve.has_test_error():
         what = f"{DISPLAY_NAMES.get(curve.method, curve.method)} has no classifier" if curve.method else "none recorded"
         raise BadValueError(f"{source}: no test error in any of its {len(curve.epochs)} passes ({what}); nothing to plot")
@@ -83,20 +84,11 @@ def percent(value):
     return None if value is None else 100.0 * value
 
 
-def history_curve(data, source, label):
-    history = data["history"]
+def loss_terms(history):
+    """term -> per-pass value, for every numeric field of a `history` that is not the pass, its time or its error."""
     terms = sorted({key for record in history for key, value in record.items()
                     if key not in NOT_LOSS_TERMS and isinstance(value, (int, float)) and not isinstance(value, bool)})
-    return Curve(label=label, source=source, method=data.get("method"), dataset=data.get("dataset"),
-                 epochs=[record.get("epoch", i + 1) for i, record in enumerate(history)],
-                 test_error=[percent(record.get("test_error")) for record in history],
-                 losses={term: [record.get(term) for record in history] for term in terms})
-
-
-def cell_curve(data, source, label):
-    errors = data["training"]["test_error_by_epoch"]
-    return Curve(label=label, source=source, method=data.get("method"), dataset=data.get("dataset"),
-                 epochs=list(range(1, len(errors) + 1)), test_error=[percent(e) for e in errors])
+    return {term: [record.get(term) for record in history] for term in terms}
 
 
 def paper_lines(curves, paper=None):

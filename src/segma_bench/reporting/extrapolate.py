@@ -22,6 +22,8 @@ from scipy.optimize import curve_fit
 
 from segma_bench.core.errors import BadValueError
 
+from .error_curve import test_error_points
+
 
 def exponential(epoch, c, b, t):
     return c + b * np.exp(-epoch / t)
@@ -63,29 +65,8 @@ class Fit:
 
 
 def error_curve(record):
-    """(epochs, errors) of a record, as floats; raises on a record with no per-epoch test error."""
-    if not isinstance(record, dict):
-        raise BadValueError(f"a record is a JSON object, not a {type(record).__name__}")
-    if "history" in record:
-        if not isinstance(record["history"], list) or not all(isinstance(h, dict) and "epoch" in h for h in record["history"]):
-            raise BadValueError("`history` is not a list of per-epoch objects with an `epoch`")
-        points = [(h["epoch"], h["test_error"]) for h in record["history"] if h.get("test_error") is not None]
-    elif isinstance(record.get("training"), dict) and "test_error_by_epoch" in record["training"]:
-        if not isinstance(record["training"]["test_error_by_epoch"], list):
-            raise BadValueError("`training.test_error_by_epoch` is not a list")
-        points = [(epoch, error) for epoch, error in enumerate(record["training"]["test_error_by_epoch"], start=1)
-                  if error is not None]  # None: a method without a classifier
-    else:
-        raise BadValueError("the record has no per-epoch test error (expected `history` or "
-                         "`training.test_error_by_epoch`)")
-    if not points:
-        raise BadValueError("no epoch of the record has a test error (a method without a classifier?)")
-    for epoch, error in points:
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (epoch, error)) \
-                or epoch < 1 or not 0 <= error <= 1:
-            raise BadValueError(f"epoch {epoch!r} with test error {error!r}: expected an epoch (1 or more) and a "
-                                "finite fraction in [0, 1]")
-    epochs, errors = zip(*points)
+    """(epochs, errors) of a record, as float arrays; raises on a record with no per-epoch test error."""
+    epochs, errors = test_error_points(record)
     return np.asarray(epochs, dtype=float), np.asarray(errors, dtype=float)
 
 

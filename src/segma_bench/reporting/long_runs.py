@@ -4,7 +4,6 @@ The SeGMA paper gives 12.7% MNIST test error without saying which statistic it i
 logs the test error after every pass and selects nothing. So for each run: the last pass's error, the best
 pass's error and where it was; across runs: the mean ± std (ddof=1) of the last-pass errors, the mean of
 the best-pass errors, and the best run by either. Each beside the paper's value."""
-import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +13,8 @@ from tabulate import tabulate
 from segma_bench.core.errors import BadValueError
 from segma_bench.core.json_files import read_json_file
 from segma_bench.training.run_folder import RunFolder
+
+from .error_curve import test_error_points
 
 
 @dataclass(frozen=True)
@@ -25,20 +26,12 @@ class RunCurve:
 
     @classmethod
     def from_record(cls, label, record):
-        """From a training record (`report`'s JSON or a run's metrics.json: `history` with `epoch`, `test_error`)."""
-        if not isinstance(record, dict) or not isinstance(record.get("history"), list):
-            raise BadValueError(f"{label}: not a training record (expected a JSON object with a `history` list)")
-        points = [(h.get("epoch"), h["test_error"]) for h in record["history"]
-                  if isinstance(h, dict) and h.get("test_error") is not None]
-        if any(not isinstance(epoch, int) or isinstance(epoch, bool) for epoch, _ in points):
-            raise BadValueError(f"{label}: a history entry has no integer `epoch`")
-        if not points:
-            raise BadValueError(f"{label}: no pass of the record has a test error")
-        for epoch, error in points:
-            if not (isinstance(error, (int, float)) and math.isfinite(error) and 0 <= error <= 1):
-                raise BadValueError(f"{label}: test error {error!r} at pass {epoch} is not a fraction in [0, 1]")
-        passes, errors = zip(*points)
-        return cls(label, tuple(passes), tuple(float(e) for e in errors))
+        """From any record with a per-pass test error (reporting/error_curve.py): passes without one are left out."""
+        try:
+            passes, errors = test_error_points(record)
+        except BadValueError as error:
+            raise BadValueError(f"{label}: {error}") from None
+        return cls(label, tuple(passes), tuple(errors))
 
 
 @dataclass(frozen=True)
@@ -67,6 +60,16 @@ def across_runs(stats):
             "lowest_last": min(last), "lowest_best": min(best)}
 
 
+def at_common_pass(curves):
+    """{"common_pass": the last pass every run has reached, "mean_common"/"std_common": the errors there (each
+    run's at the latest pass no later than it)}: the one mean over runs of unequal lengths that compares like
+    with like (a run at pass 21 and one at pass 280 have no meaningful mean of their last passes)."""
+    common = min(c.passes[-1] for c in curves)
+    values = [[e for p, e in zip(c.passes, c.errors) if p <= common][-1] for c in curves]
+    return {"common_pass": common, "mean_common": statistics.fmean(values),
+            "std_common": statistics.stdev(values) if len(values) > 1 else None}
+
+
 def _pct(value):
     return f"{100 * value:.2f}"
 
@@ -74,7 +77,7 @@ def _pct(value):
 def render_long_runs(curves, paper_error, title, command, planned_passes=None):
     """Markdown and the JSON dict of the statistics of `curves` against `paper_error` (a fraction)."""
     stats = [run_statistics(c) for c in curves]
-    summary = across_runs(stats)
+    summary = {**across_runs(stats), **at_common_pass(curves)}
     reaches = lambda value: "yes" if value <= paper_error else "no"  # noqa: E731
     rows = [[s.label, s.passes if planned_passes is None else f"{s.passes} of {planned_passes}", _pct(s.last_error),
              reaches(s.last_error), f"{_pct(s.best_error)} (pass {s.best_pass})", reaches(s.best_error)] for s in stats]
@@ -87,6 +90,10 @@ def render_long_runs(curves, paper_error, title, command, planned_passes=None):
          reaches(summary["lowest_last"])],
         [f"best run by its best pass ({summary['best_run_by_best']})", _pct(summary["lowest_best"]),
          reaches(summary["lowest_best"])]]
+    if len({s.passes for s in stats}) > 1:  # unequal lengths: also compare like with like
+        std_common = "" if summary["std_common"] is None else f" ± {_pct(summary['std_common'])}"
+        statistic_rows.insert(0, [f"mean ± std at pass {summary['common_pass']}, the last all runs reached",
+                                  f"{_pct(summary['mean_common'])}{std_common}", reaches(summary["mean_common"])])
     reached = [row[0] for row in statistic_rows if row[2] == "yes"]
     unfinished = [s.label for s in stats if planned_passes is not None and s.passes < planned_passes]
     lines = [f"# {title}", "",
@@ -102,7 +109,7 @@ def render_long_runs(curves, paper_error, title, command, planned_passes=None):
              *([f"Still training (fewer passes than the {planned_passes} planned): {', '.join(unfinished)}; "
                 "these numbers are not final."] if unfinished else []),
              "", f"Made by `{command}`."]
-    data = {"paper_error": paper_error, "planned_passes": planned_passes, "runs": [asdict(s) for s in stats],
+    data = {"title": title, "paper_error": paper_error, "planned_passes": planned_passes, "runs": [asdict(s) for s in stats],
             "summary": summary, "reaches_paper": reached, "command": command}
     return "\n".join(lines) + "\n", data
 
@@ -118,3 +125,24 @@ def read_curves(labelled_paths):
             raise BadValueError(f"{file} does not exist")
         curves.append(RunCurve.from_record(label, read_json_file(file)))
     return curves
+
+
+def table_note(data, source):
+    """One footnote line for a results table from a statistics JSON written by `render_long_runs`: the mean ±
+    std of the last-pass and best-pass errors, the best run, which statistic reaches the paper's value, and
+    which runs are still short of the planned passes. `source` names the file (e.g. a markdown link)."""
+    paper, summary, runs = data["paper_error"], data["summary"], data["runs"]
+    spread = lambda key: "" if summary[f"std_{key}"] is None else f" ± {_pct(summary[f'std_{key}'])}"  # noqa: E731
+    reached = data["reaches_paper"]
+    planned = data.get("planned_passes")
+    short = [f"{r['label']} at pass {r['passes']}" for r in runs if planned and r["passes"] < planned]
+    lengths = {r["passes"] for r in runs}
+    common = (f"at pass {summary['common_pass']}, the last all runs reached, {_pct(summary['mean_common'])}"
+              f"{spread('common')}%; " if len(lengths) > 1 and "common_pass" in summary else "")
+    return (f"{data.get('title') or 'Long runs'} ({source}, {summary['runs']} run(s)): {common}last pass "
+            f"{_pct(summary['mean_last'])}{spread('last')}%, best pass {_pct(summary['mean_best'])}{spread('best')}% "
+            f"(mean ± std over runs); best run {summary['best_run_by_best']} at {_pct(summary['lowest_best'])}% "
+            f"(its best pass); "
+            + (f"reaching the paper's {_pct(paper)}%: {'; '.join(reached)}." if reached
+               else f"none of these reaches the paper's {_pct(paper)}%.")
+            + (f" Still training ({', '.join(short)} of {planned}): not final." if short else ""))

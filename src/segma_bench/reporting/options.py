@@ -17,6 +17,7 @@ class ReproduceOptions:
     results_dir: Path | str = "results"    # records under RESULTS_DIR/runs/BUDGET/, tables in RESULTS_DIR
     progress: bool = True                  # per-epoch lines (and a bar on a terminal)
     recompute: bool = False                # evaluate every cell again
+    no_train: bool = False                 # evaluate only runs that already hold the budget's epochs; train none
     force: bool = False                    # replace a record or table with a poorer one
     jobs: int = 1                          # cells at once
     threads: int | None = None             # torch threads per cell (None: cores // jobs)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from segma_bench.core.json_files import read_json_file
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 
 from .budgets import BUDGETS
+from .long_runs import table_note as long_run_note
 from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
 from .results import KID_OF_FID, aggregate, load_records
 from .significance import cell_markers, table_tests
@@ -20,6 +22,10 @@ from .significance import footnote as significance_footnote
 DATASET_TITLES = {"mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
 KID_SCALE = 1000  # KIDs are shown × 10³ (MNIST values are around 0.001-0.1)
 PAPER_FID_SAMPLES = 10000
+# Statistics files of long runs at the paper's length (`python cli.py long-runs`) that a table's footnote quotes:
+# (table, dataset) -> file in the results folder. The 501-pass SeGMA runs are the paper's own length, so the
+# paper-comparable tables show them whatever budget their SeGMA row has.
+LONG_RUN_STATISTICS = {(2, "mnist"): "segma_mnist_501.json"}
 
 
 def format_value(mean, std, n, scale=1.0, with_n=True):
@@ -284,6 +290,21 @@ def footnote_commands(table, budget, results_dir, frame, datasets, all_datasets)
             f"in `{shown or DEFAULT_RESULTS_DIR}/runs/{budget}/` by `{again}`.")
 
 
+def long_run_notes(table, results_dir, budget, datasets):
+    """Footnote lines quoting the long-run statistics files of this table's datasets (paper-comparable budgets)."""
+    if budget in BUDGETS and not BUDGETS[budget].paper_comparable:
+        return []
+    lines = []
+    for dataset in datasets:
+        name = LONG_RUN_STATISTICS.get((table, dataset))
+        if name and (Path(results_dir) / name).is_file():
+            data = read_json_file(Path(results_dir) / name)
+            markdown = Path(name).with_suffix(".md").name  # beside the table: a relative link
+            lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, at the paper's length: "
+                         + long_run_note(data, f"[{markdown}]({markdown})"))
+    return ["", "Long runs:", *lines] if lines else []
+
+
 def render(table, results_dir, budget, methods_available, datasets=None):
     """The table's markdown. datasets: its columns; default, those with records for this table."""
     frame = load_records(results_dir, budget)
@@ -313,6 +334,7 @@ def render(table, results_dir, budget, methods_available, datasets=None):
              "`n/a`: the method cannot give this metric (no classifier).",
              "", "Protocol:", *protocol_notes(table, frame, budget, datasets)]
     lines += precision_recall_notes(table, frame, datasets)
+    lines += long_run_notes(table, results_dir, budget, datasets)
     lines += significance_footnote(tests, {**DISPLAY_NAMES, **names}, DATASET_TITLES)
     if not frame.empty:
         lines += ["", compute_note(frame, table)]
