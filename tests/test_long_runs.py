@@ -119,25 +119,59 @@ def test_table_two_quotes_the_long_run_statistics_at_paper_comparable_budgets_on
     for budget in ("comparable", "quick"):
         write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10}, budget=budget)
     note = next(line for line in render(2, tmp_path, "comparable", {"segma"}).splitlines() if "at the paper's length" in line)
-    # last passes 15 and 12 %: mean 13.50, sample std 2.12; seed1's best 12.00 reaches 12.70
+    # unequal lengths: the mean at pass 2 (14 and 12 %: 13.00 ± 1.41), not over last passes 3 and 2; seed1's
+    # best 12.00 reaches 12.70
     assert "SeGMA long ([segma_mnist_501.md](segma_mnist_501.md), 2 run(s))" in note
-    assert "last pass 13.50 ± 2.12%" in note and "best run seed1 at 12.00%" in note
+    assert "at pass 2, the last all runs have, 13.00 ± 1.41%" in note and "last pass 13.50" not in note
+    assert "best run seed1 at 12.00%" in note
     assert "best run by its best pass (seed1)" in note and "seed1 at pass 2 of 3" in note
     assert "at the paper's length" not in render(2, tmp_path, "quick", {"segma"})  # few-pass tables: not their place
     assert "at the paper's length" not in render(1, tmp_path, "comparable", {"segma"})  # Table II's statistic only
 
 
-def test_runs_of_unequal_lengths_are_also_compared_at_the_last_pass_all_reached():
+def test_runs_of_unequal_lengths_are_also_compared_at_the_last_pass_all_have():
     from segma_bench.reporting.long_runs import at_common_pass
     long = RunCurve.from_record("a", record([0.30, 0.20, 0.15, 0.10]))
     short = RunCurve.from_record("b", record([0.40, 0.24]))
+    common = at_common_pass([long, short])
+    assert common["common_pass"] == 2 and common["mean_common"] == pytest.approx(0.22)
     gap = RunCurve.from_record("c", {"history": [{"epoch": 1, "test_error": 0.5}, {"epoch": 2, "test_error": None},
                                                  {"epoch": 3, "test_error": 0.3}]})
-    common = at_common_pass([long, short, gap])  # pass 2; run c has no error there: its pass-1 value counts
-    assert common["common_pass"] == 2
-    assert common["mean_common"] == pytest.approx((0.20 + 0.24 + 0.5) / 3)
+    common = at_common_pass([long, short, gap])  # c has no error at pass 2: pass 1 is the last all have
+    assert common["common_pass"] == 1 and common["mean_common"] == pytest.approx((0.30 + 0.40 + 0.5) / 3)
+    late = RunCurve.from_record("d", {"history": [{"epoch": 1, "test_error": None}, {"epoch": 2, "test_error": None},
+                                                  {"epoch": 3, "test_error": 0.3}]})
+    assert at_common_pass([short, late])["common_pass"] is None  # no pass in common: no mean, no crash
+    text, data = render_long_runs([short, late], 0.127, "t", "cmd")
+    assert "all runs have" not in text and data["summary"]["common_pass"] is None
     text, data = render_long_runs([long, short], 0.127, "t", "cmd", planned_passes=4)
-    assert "| mean ± std at pass 2, the last all runs reached | 22.00 ± 2.83" in text
+    assert "| mean ± std at pass 2, the last all runs have | 22.00 ± 2.83" in text
     assert data["summary"]["common_pass"] == 2
     equal, _ = render_long_runs([long, long], 0.127, "t", "cmd")
-    assert "the last all runs reached" not in equal  # equal lengths: the last-pass mean already compares like with like
+    assert "the last all runs have" not in equal  # equal lengths: the last-pass mean already compares like with like
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([1], "a JSON object"), ({"runs": []}, "`paper_error` missing"),
+    ({"paper_error": 0.127, "summary": {}, "runs": [], "reaches_paper": []}, "summary lacks runs"),
+])
+def test_a_malformed_statistics_file_is_refused_in_one_line_by_table(tmp_path, bad, message):
+    from test_tables import write_cell
+    (tmp_path / "segma_mnist_501.json").write_text(json.dumps(bad))
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10}, budget="comparable")
+    result = CliRunner().invoke(cli, ["table", "--table", "2", "--budget", "comparable", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert "remake it with `python cli.py long-runs" in result.output
+
+
+@pytest.mark.parametrize("history, message", [
+    ([{"epoch": 2, "test_error": 0.2}, {"epoch": 1, "test_error": 0.1}], "must increase"),
+    ([{"epoch": 1, "test_error": 0.2}, {"epoch": 1, "test_error": 0.1}], "must increase"),
+    ([{"epoch": True, "test_error": 0.2}], "integer `epoch`"), ([{"test_error": 0.2}], "integer `epoch`"),
+    ([{"epoch": 1, "test_error": "0.2"}], "not a finite fraction"),
+])
+def test_the_one_curve_reader_refuses_passes_out_of_order_and_bad_values(history, message):
+    from segma_bench.reporting.error_curve import per_pass_test_error
+    with pytest.raises(BadValueError, match=message):
+        per_pass_test_error({"history": history})
+    assert per_pass_test_error({"training": {"test_error_by_epoch": [None, 0.5]}}) == [(1, None), (2, 0.5)]

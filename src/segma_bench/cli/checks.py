@@ -102,7 +102,10 @@ def refuse_overwrite(paths, force, what):
 
 
 def invocation():
-    """The command as typed, with the plugins it loaded from SEGMA_PLUGINS, so that it can be run again."""
+    """The command as typed, with the plugins it loaded from SEGMA_PLUGINS, so that it can be run again.
+    Always spelled `python cli.py ...`, also when typed as `segma-bench ...` or `python -m segma_bench ...`:
+    the three run the same code, so a record does not depend on the entry point, and the spelling works in
+    the checkout where the committed results live (`segma-bench` takes the same arguments)."""
     plugins = os.environ.get(PLUGINS_ENV, "")
     prefix = f"{PLUGINS_ENV}={shlex.quote(plugins)} " if plugins else ""
     return prefix + "python cli.py " + shlex.join(sys.argv[1:])

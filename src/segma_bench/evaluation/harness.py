@@ -100,7 +100,7 @@ def _evaluate(method, data, wanted, fid_samples, extractor, cache_dir, seed):
         return metrics, protocol
     reference, ref_size = real_statistics(data, REFERENCE_SPLIT, fid_samples, extractor, cache_dir)
     floor, floor_size = real_statistics(data, "test", fid_samples, extractor, cache_dir)
-    kid_subsets, kid_size, _ = kid_plan(fid_samples, min(len(reference[0]), len(floor[0])))  # the protocol records it
+    kid_subsets, kid_size, _ = kid_plan(fid_samples, min(len(reference[0]), len(floor[0])))  # subsets and size go into the protocol
     floor_kid = kernel_inception_distance(floor[0], reference[0], kid_subsets, kid_size)
     protocol["fid"] = {**fid_protocol(extractor), "generated_images": fid_samples,
                        "reference": f"{ref_size} random {data.name} {REFERENCE_SPLIT} images (seed {REFERENCE_SEED})",

@@ -11,7 +11,8 @@ from segma_bench.core.errors import BadValueError
 
 def per_pass_test_error(record):
     """[(pass, test error or None)] for every pass of `record`, in order; refuses (BadValueError) a record of
-    neither shape, a pass that is not an integer of at least 1, and an error that is not a fraction in [0, 1]."""
+    neither shape, a pass that is not an integer of at least 1 or not after the one before, and an error that
+    is not a fraction in [0, 1]."""
     if not isinstance(record, dict):
         raise BadValueError(f"a record is a JSON object, not a {type(record).__name__}")
     training = record.get("training")
@@ -27,9 +28,13 @@ def per_pass_test_error(record):
     else:
         raise BadValueError("neither a run's metrics (`history`) nor a table cell record "
                             "(`training.test_error_by_epoch`): no per-epoch test error")
+    previous = 0
     for epoch, error in points:
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
             raise BadValueError(f"pass {epoch!r}: a history entry needs an integer `epoch` of at least 1")
+        if epoch <= previous:
+            raise BadValueError(f"pass {epoch} follows pass {previous}: the passes of a record must increase")
+        previous = epoch
         if error is not None and not (isinstance(error, (int, float)) and not isinstance(error, bool)
                                       and math.isfinite(error) and 0 <= error <= 1):
             raise BadValueError(f"test error {error!r} at pass {epoch} is not a finite fraction in [0, 1]")

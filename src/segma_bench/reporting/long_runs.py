@@ -61,11 +61,14 @@ def across_runs(stats):
 
 
 def at_common_pass(curves):
-    """{"common_pass": the last pass every run has reached, "mean_common"/"std_common": the errors there (each
-    run's at the latest pass no later than it)}: the one mean over runs of unequal lengths that compares like
+    """{"common_pass": the last pass at which every run has a test error (None: there is none),
+    "mean_common"/"std_common": the errors there}: the one mean over runs of unequal lengths that compares like
     with like (a run at pass 21 and one at pass 280 have no meaningful mean of their last passes)."""
-    common = min(c.passes[-1] for c in curves)
-    values = [[e for p, e in zip(c.passes, c.errors) if p <= common][-1] for c in curves]
+    shared = set.intersection(*(set(c.passes) for c in curves))
+    if not shared:
+        return {"common_pass": None, "mean_common": None, "std_common": None}
+    common = max(shared)
+    values = [c.errors[c.passes.index(common)] for c in curves]
     return {"common_pass": common, "mean_common": statistics.fmean(values),
             "std_common": statistics.stdev(values) if len(values) > 1 else None}
 
@@ -90,9 +93,9 @@ def render_long_runs(curves, paper_error, title, command, planned_passes=None):
          reaches(summary["lowest_last"])],
         [f"best run by its best pass ({summary['best_run_by_best']})", _pct(summary["lowest_best"]),
          reaches(summary["lowest_best"])]]
-    if len({s.passes for s in stats}) > 1:  # unequal lengths: also compare like with like
+    if len({s.passes for s in stats}) > 1 and summary["common_pass"]:  # unequal lengths: also like with like
         std_common = "" if summary["std_common"] is None else f" ± {_pct(summary['std_common'])}"
-        statistic_rows.insert(0, [f"mean ± std at pass {summary['common_pass']}, the last all runs reached",
+        statistic_rows.insert(0, [f"mean ± std at pass {summary['common_pass']}, the last all runs have",
                                   f"{_pct(summary['mean_common'])}{std_common}", reaches(summary["mean_common"])])
     reached = [row[0] for row in statistic_rows if row[2] == "yes"]
     unfinished = [s.label for s in stats if planned_passes is not None and s.passes < planned_passes]
@@ -127,22 +130,48 @@ def read_curves(labelled_paths):
     return curves
 
 
+STATISTICS_KEYS = {"paper_error": float, "summary": dict, "runs": list, "reaches_paper": list}
+SUMMARY_KEYS = ("runs", "mean_last", "std_last", "mean_best", "std_best", "best_run_by_best", "lowest_best")
+
+
+def check_statistics(data, name):
+    """Refuse (one line) a JSON that is not a statistics file written by `long-runs`."""
+    if not isinstance(data, dict):
+        raise BadValueError(f"{name}: not a long-runs statistics file (a JSON object); remake it with "
+                            "`python cli.py long-runs ...` (the command is in its .md twin)")
+    for key, kind in STATISTICS_KEYS.items():
+        if not isinstance(data.get(key), (int, float) if kind is float else kind) or isinstance(data.get(key), bool):
+            raise BadValueError(f"{name}: not a long-runs statistics file (`{key}` missing or not a "
+                                f"{kind.__name__}); remake it with `python cli.py long-runs ...`")
+    missing = [key for key in SUMMARY_KEYS if key not in data["summary"]]
+    bad_runs = [r for r in data["runs"] if not (isinstance(r, dict) and isinstance(r.get("label"), str)
+                                                and isinstance(r.get("passes"), int))]
+    if missing or bad_runs or not data["runs"]:
+        raise BadValueError(f"{name}: not a long-runs statistics file ("
+                            + (f"summary lacks {', '.join(missing)}" if missing else "its `runs` are not runs")
+                            + "); remake it with `python cli.py long-runs ...`")
+
+
 def table_note(data, source):
-    """One footnote line for a results table from a statistics JSON written by `render_long_runs`: the mean ±
-    std of the last-pass and best-pass errors, the best run, which statistic reaches the paper's value, and
-    which runs are still short of the planned passes. `source` names the file (e.g. a markdown link)."""
+    """One footnote line for a results table from a statistics JSON written by `render_long_runs` (checked
+    with check_statistics): the mean ± std over runs (at the last pass all runs have when their lengths
+    differ, else of their last and best passes), the best run, which statistic reaches the paper's value,
+    and which runs are still short of the planned passes. `source` names the file (e.g. a markdown link)."""
     paper, summary, runs = data["paper_error"], data["summary"], data["runs"]
-    spread = lambda key: "" if summary[f"std_{key}"] is None else f" ± {_pct(summary[f'std_{key}'])}"  # noqa: E731
+    spread = lambda key: "" if summary.get(f"std_{key}") is None else f" ± {_pct(summary[f'std_{key}'])}"  # noqa: E731
     reached = data["reaches_paper"]
     planned = data.get("planned_passes")
     short = [f"{r['label']} at pass {r['passes']}" for r in runs if planned and r["passes"] < planned]
-    lengths = {r["passes"] for r in runs}
-    common = (f"at pass {summary['common_pass']}, the last all runs reached, {_pct(summary['mean_common'])}"
-              f"{spread('common')}%; " if len(lengths) > 1 and "common_pass" in summary else "")
-    return (f"{data.get('title') or 'Long runs'} ({source}, {summary['runs']} run(s)): {common}last pass "
-            f"{_pct(summary['mean_last'])}{spread('last')}%, best pass {_pct(summary['mean_best'])}{spread('best')}% "
-            f"(mean ± std over runs); best run {summary['best_run_by_best']} at {_pct(summary['lowest_best'])}% "
-            f"(its best pass); "
+    if len({r["passes"] for r in runs}) == 1:
+        means = (f"last pass {_pct(summary['mean_last'])}{spread('last')}%, best pass "
+                 f"{_pct(summary['mean_best'])}{spread('best')}% (mean ± std over runs)")
+    elif summary.get("common_pass"):  # a mean over runs at different passes compares nothing
+        means = (f"at pass {summary['common_pass']}, the last all runs have, {_pct(summary['mean_common'])}"
+                 f"{spread('common')}% (mean ± std over runs)")
+    else:
+        means = "runs of unequal lengths with no pass in common: no mean over runs"
+    return (f"{data.get('title') or 'Long runs'} ({source}, {summary['runs']} run(s)): {means}; best run "
+            f"{summary['best_run_by_best']} at {_pct(summary['lowest_best'])}% (its best pass); "
             + (f"reaching the paper's {_pct(paper)}%: {'; '.join(reached)}." if reached
                else f"none of these reaches the paper's {_pct(paper)}%.")
             + (f" Still training ({', '.join(short)} of {planned}): not final." if short else ""))
