@@ -175,3 +175,16 @@ def test_the_one_curve_reader_refuses_passes_out_of_order_and_bad_values(history
     with pytest.raises(BadValueError, match=message):
         per_pass_test_error({"history": history})
     assert per_pass_test_error({"training": {"test_error_by_epoch": [None, 0.5]}}) == [(1, None), (2, 0.5)]
+
+
+def test_the_readme_headline_gives_the_paper_length_runs_under_the_table(tmp_path):
+    from segma_bench.reporting.status import render_headline
+    from test_tables import write_cell
+    results = tmp_path / "results"
+    write_cell(results, "segma", "mnist", 0, {"test_error": 0.19}, budget="comparable")
+    assert "paper's length" not in render_headline(results)  # no statistics file: no line
+    _, data = render_long_runs([RunCurve.from_record("seed0", record([0.3, 0.2]))], 0.127, "Long SeGMA", "cmd", 501)
+    (results / "segma_mnist_501.json").write_text(json.dumps(data))
+    line = render_headline(results).splitlines()[-1]
+    assert line.startswith("**At the paper's length** (MNIST, Table II): Long SeGMA ([results/segma_mnist_501.md]")
+    assert "seed0 at pass 2 of 501" in line

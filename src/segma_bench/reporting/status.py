@@ -13,9 +13,11 @@ from segma_bench.core.errors import BadValueError
 from segma_bench.core.json_files import read_json_file
 
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
+from .long_runs import check_statistics
+from .long_runs import table_note as long_run_note
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
 from .results import aggregate, load_records
-from .tables import DATASET_TITLES, format_value
+from .tables import DATASET_TITLES, LONG_RUN_STATISTICS, format_value
 
 TEST_ERROR_PAPER = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
 METRIC_TITLES = {"test_error": "test error %", "sample_fid": "sample FID", "interpolation_fid": "interpolation FID"}
@@ -173,6 +175,14 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
         rows.append([DISPLAY_NAMES.get(method, method), *cells])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    for (table, dataset), name in LONG_RUN_STATISTICS.items():  # the paper-length runs, under the table
+        path = Path(results_dir) / name
+        if dataset in datasets and path.is_file():
+            data = read_json_file(path)
+            check_statistics(data, path)
+            markdown = f"{Path(results_dir).name}/{Path(name).with_suffix('.md').name}"  # linked from the README
+            lines += ["", f"**At the paper's length** ({DATASET_TITLES[dataset]}, Table {'I' * table}): "
+                      + long_run_note(data, f"[{markdown}]({markdown})")]
     return "\n".join(lines) + "\n"
 
 
