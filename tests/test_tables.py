@@ -192,3 +192,11 @@ def test_the_committed_ablation_table_renders_byte_for_byte_from_its_command(tmp
     assert ablation_main(argv).exit_code == 0
     rendered = (tmp_path / "again.md").read_text().replace(str(tmp_path / "again.md"), "results/segma_mnist_ablation.md")
     assert rendered == committed.read_text()
+
+
+def test_a_paper_budget_table_says_what_it_would_train_for_the_rows_still_missing(tmp_path):
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.19}, budget="paper")
+    text = render(2, tmp_path, "paper", {"segma", "adgm", "m1m2"})
+    line = next(line for line in text.splitlines() if "not run at this budget yet" in line)
+    assert "M1+M2: the length its recipe or the paper sets, recipe kingma-code" in line
+    assert "ADGM: 1000 epochs, recipe maaloe-code" in line and "SeGMA" not in line

@@ -206,12 +206,27 @@ def protocol_notes(table, frame, budget, datasets):
         if metric == "test_error":
             line += f"; {records[0]['protocol']['test_error']}"
         notes.append(line + ".")
+        unrun = [m for (_, m), paper in PAPER_TABLES[table]["rows"] if dataset in paper
+                 and m not in {r["method"] for r in records}]
+        if unrun and budget in BUDGETS:  # say what the budget would train for the rows still missing
+            notes.append(f"- {DATASET_TITLES.get(dataset, dataset)}, not run at this budget yet; it trains "
+                         + "; ".join(f"{DISPLAY_NAMES.get(m, m)}: {planned_training(BUDGETS[budget], m, dataset)}"
+                                     for m in unrun) + ".")
     budget_note = BUDGETS[budget].note if budget in BUDGETS else ""
     if budget_note and notes:
         source = frame["record"].iloc[0].get("data_source", {}) if not frame.empty else {}
         notes.append("- " + budget_note.format(images=f"{source.get('images', '?'):,}" if isinstance(
             source.get("images"), int) else "?", partition=_partition_text(source.get("partition"))))
     return notes
+
+
+def planned_training(budget, method, dataset):
+    """What `budget` trains for `method` on `dataset`, in words (reporting/budgets.py)."""
+    settings = budget.run_settings(method, dataset)
+    parts = [f"{settings['epochs']} epochs" if settings["epochs"] else "the length its recipe or the paper sets"]
+    parts += [f"recipe {settings['recipe']}"] if settings["recipe"] else []
+    parts += [f"{k}={v}" for k, v in sorted(settings["overrides"].items())]
+    return ", ".join(parts)
 
 
 def _partition_text(partition):
