@@ -91,13 +91,13 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
                    device=options.device, progress=options.progress)
     run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options)
-    if options.no_train and completed_epochs(run_dir) < budget_epochs:
+    found = completed_epochs(run_dir)
+    if options.no_train and found < budget_epochs:
         where = f"under {options.runs_root}" if budget.reuse_runs else f"in {own_dir}"
-        found = completed_epochs(run_dir)
         log(f"{dataset}/{method}/seed{seed}: skipped (--no-train): no run with its identity and at least "
             f"{budget_epochs} epochs {where}" + (f" ({run_dir} has {found})" if found else ""))
         return
-    planned = max(budget_epochs, completed_epochs(run_dir))
+    planned = max(budget_epochs, found)
     check_record_replacement(path, record, planned, options.force)  # before any training
     if reused:
         log(f"{dataset}/{method}/seed{seed}: evaluating {run_dir} ({completed_epochs(run_dir)} epochs), not retraining")

@@ -152,6 +152,13 @@ def check_statistics(data, name):
                             + "); remake it with `python cli.py long-runs ...`")
 
 
+def load_statistics(path):
+    """A statistics JSON written by `long-runs`, read strictly and checked (one line if it is not one)."""
+    data = read_json_file(path)
+    check_statistics(data, path)
+    return data
+
+
 def table_note(data, source):
     """One footnote line for a results table from a statistics JSON written by `render_long_runs` (checked
     with check_statistics): the mean ± std over runs (at the last pass all runs have when their lengths

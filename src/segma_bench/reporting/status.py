@@ -13,7 +13,7 @@ from segma_bench.core.errors import BadValueError
 from segma_bench.core.json_files import read_json_file
 
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
-from .long_runs import check_statistics
+from .long_runs import load_statistics
 from .long_runs import table_note as long_run_note
 from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
 from .results import aggregate, load_records
@@ -178,8 +178,7 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
     for (table, dataset), name in LONG_RUN_STATISTICS.items():  # the paper-length runs, under the table
         path = Path(results_dir) / name
         if dataset in datasets and path.is_file():
-            data = read_json_file(path)
-            check_statistics(data, path)
+            data = load_statistics(path)
             markdown = f"{Path(results_dir).name}/{Path(name).with_suffix('.md').name}"  # linked from the README
             lines += ["", f"**At the paper's length** ({DATASET_TITLES[dataset]}, Table {'I' * table}): "
                       + long_run_note(data, f"[{markdown}]({markdown})")]

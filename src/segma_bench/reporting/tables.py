@@ -9,11 +9,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from segma_bench.core.json_files import read_json_file
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 
 from .budgets import BUDGETS
-from .long_runs import check_statistics
+from .long_runs import load_statistics
 from .long_runs import table_note as long_run_note
 from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
 from .results import KID_OF_FID, aggregate, load_records
@@ -314,8 +313,7 @@ def long_run_notes(table, results_dir, budget, datasets):
     for dataset in datasets:
         name = LONG_RUN_STATISTICS.get((table, dataset))
         if name and (Path(results_dir) / name).is_file():
-            data = read_json_file(Path(results_dir) / name)
-            check_statistics(data, Path(results_dir) / name)
+            data = load_statistics(Path(results_dir) / name)
             markdown = Path(name).with_suffix(".md").name  # beside the table: a relative link
             lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, at the paper's length: "
                          + long_run_note(data, f"[{markdown}]({markdown})"))
