@@ -176,15 +176,18 @@ def test_prc_command_scores_two_image_sets(monkeypatch, make_fake, tmp_path):
 
 
 def test_a_record_without_precision_and_recall_is_evaluated_again_only_where_its_run_folder_is(tmp_path):
-    old = {"metrics": {"sample_fid": 20.0, "sample_kid": 0.01}}
-    new = {"metrics": {**old["metrics"], "sample_precision": 0.7, "sample_recall": 0.6}}
+    old = {"metrics": {"sample_fid": 20.0, "sample_kid": 0.01}, "evaluated_at_epoch": {"sample_fid": 5}}
+    new = {**old, "metrics": {**old["metrics"], "sample_precision": 0.7, "sample_recall": 0.6}}
     run = tmp_path / "run"
     assert not lacks_precision_recall(old, run, "sample_fid")  # folder gone: "not computed", nothing retrained
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"")
+    (run / "metrics.json").write_text(json.dumps({"epochs_completed": 5}))
     assert lacks_precision_recall(old, run, "sample_fid")
     assert not lacks_precision_recall(new, run, "sample_fid")
     assert not lacks_precision_recall(old, run, "test_error")  # Table II has no precision or recall
+    (run / "metrics.json").write_text(json.dumps({"epochs_completed": 9}))
+    assert not lacks_precision_recall(old, run, "sample_fid")  # trained on since: not the FID's checkpoint
 
 
 @pytest.fixture

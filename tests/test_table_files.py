@@ -171,6 +171,29 @@ def test_a_long_run_of_the_same_identity_is_evaluated_not_retrained(tmp_path, to
     assert f"SeGMA 3 (budget: at least 2) [runs reused: `{long_run}`]" in text
 
 
+def test_a_cell_keeps_its_budget_length_when_its_run_trains_on_and_recompute_needs_force(tmp_path, toy):
+    """A 2-pass cell whose run is then trained to 4 passes (as the 150-pass comparable SeGMA cells' runs went on
+    to 501 for the paper budget) stays at 2 passes; --recompute would change its length, so it needs --force."""
+    fake, options = toy
+    run_dir = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed0"
+    spec = RunSpec("segma", "toy-files", seed=0, recipe="authors-code", epochs=2, progress=False)
+    train(spec, run_dir, data=fake)
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    path = record_path(options.results_dir, "tiny", "toy-files", "segma", 0)
+    before = path.read_text()
+    train(replace(spec, epochs=4), run_dir, data=fake)  # trained on, past the budget's 2
+    log = []
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=log.append)
+    assert path.read_text() == before and any("already in" in line for line in log)
+    with pytest.raises(WouldLoseResults, match="holds a run of 2 epochs; this one would have 4"):
+        reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", replace(options, recompute=True), "cmd",
+                                   log=lambda _: None)
+    assert path.read_text() == before
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", replace(options, recompute=True, force=True),
+                               "cmd", log=lambda _: None)
+    assert json.loads(path.read_text())["training"]["epochs"] == 4
+
+
 def test_no_train_evaluates_the_runs_that_hold_the_budget_and_trains_nothing(tmp_path, toy):
     from segma_bench.training.run_folder import read_run_metrics
     fake, options = toy

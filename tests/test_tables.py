@@ -130,11 +130,25 @@ def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path
     run_dir.mkdir()
     (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 5, "history": [
         {"epoch": e, "test_error": 0.2} for e in range(1, 6)]}))
-    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 3}}
-    assert cell_module.trained_further(run_dir, record, "test_error")
+    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 3}, "budget_epochs": 4}
+    assert cell_module.trained_further(run_dir, record, "test_error")  # evaluated before the budget's length
     record["evaluated_at_epoch"]["test_error"] = 5
     assert not cell_module.trained_further(run_dir, record, "test_error")
     assert not cell_module.trained_further(tmp_path / "deleted-run", record, "test_error")
+    record["evaluated_at_epoch"]["test_error"] = 7  # the folder now holds a shorter run than the one evaluated
+    assert cell_module.trained_further(run_dir, record, "test_error")
+
+
+def test_a_cell_at_its_budget_length_stays_when_its_run_trains_on_past_it(tmp_path):
+    """A 150-pass `comparable` cell whose run went on to 501 passes keeps its 150-pass numbers."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 9, "history": [
+        {"epoch": e, "test_error": 0.2} for e in range(1, 10)]}))
+    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 4}, "budget_epochs": 4}
+    assert not cell_module.trained_further(run_dir, record, "test_error")
+    record["budget_epochs"] = 6  # a budget that asks for more than was evaluated: stale
+    assert cell_module.trained_further(run_dir, record, "test_error")
 
 
 def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):

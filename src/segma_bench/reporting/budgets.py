@@ -20,7 +20,8 @@ comparable: comparable with the paper and within reach of a 2-core CPU. FID and 
             table footnote states both. Two seeds, mean ± std.
             A budget's length is a minimum: a run folder with the same identity and at least that many
             epochs (e.g. a long run made by `train`) is evaluated as it is, not retrained, and its record
-            names the folder and the epochs it had (reporting/run_reuse.py).
+            names the folder and the epochs it had (reporting/run_reuse.py). A cell evaluated at that
+            length keeps its numbers when its run trains on past it (reporting/cell.py trained_further).
 quick:      what fits a 2-core CPU in minutes per method: the same few epochs for every method and 2,000
             images per FID. Its FIDs are not comparable with the paper's (FID is biased upward at small sample
             counts); tables made with it show the real-against-real FID at the same sample count (the floor).

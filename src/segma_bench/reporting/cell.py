@@ -22,12 +22,16 @@ def table_methods(table):
 
 
 def trained_further(run_dir, record, metric):
-    """True when the run has more epochs than the checkpoint a stored metric was computed from (its
-    metric is then stale). A deleted run folder keeps the stored results."""
+    """True when a stored metric is stale: its run folder now holds other epochs than the checkpoint the
+    metric was computed from, and the metric had not yet reached the cell's budget length. A run trained on
+    past the budget after its cell was evaluated (a 150-pass `comparable` cell whose run went on to 501
+    passes for the `paper` budget) leaves the cell as it is: the budget's number does not drift with the run.
+    `--recompute --force` evaluates the longer run. A deleted run folder keeps the stored results."""
     if not RunFolder(run_dir).metrics.exists():
         return False
     epochs = read_run_metrics(run_dir)["epochs_completed"]
-    return record.get("evaluated_at_epoch", {}).get(metric, epochs) != epochs
+    evaluated = record.get("evaluated_at_epoch", {}).get(metric, epochs)
+    return evaluated != epochs and not (record.get("budget_epochs", 0) <= evaluated < epochs)
 
 
 # What each epoch logged about how it ran (a run's bits depend on it), and the record field it is copied to.
@@ -50,10 +54,12 @@ def wanted_metrics(metric):
 def lacks_precision_recall(record, run_dir, metric):
     """True when a record's image metric has no precision and recall beside it (it predates them) and its run
     folder is still here to evaluate them from. A record whose folder is gone keeps what it has: its table
-    says "not computed" rather than retraining the run for them."""
+    says "not computed" rather than retraining the run for them; so does one whose run has trained on since
+    (its checkpoint is no longer the one the FID came from)."""
     if metric not in PRC_OF_FID or set(PRC_OF_FID[metric]) <= set(record.get("metrics", {})):
         return False
-    return RunFolder(run_dir).checkpoint.is_file()
+    return (RunFolder(run_dir).checkpoint.is_file()
+            and record.get("evaluated_at_epoch", {}).get(metric) == completed_epochs(run_dir))
 
 
 def choose_run(spec, data, own_dir, budget, options):

@@ -2,7 +2,8 @@
 
 - A table is not replaced by one with fewer filled cells, or fewer seeds behind them (a cell shows its
   seed count as "(n=K)").
-- A per-cell record is not replaced by one from a shorter run (fewer training epochs)."""
+- A per-cell record is not replaced by one from a run of another length (fewer epochs loses training; more
+  changes what the cell's budget stands for, e.g. a run trained on past the budget)."""
 import re
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def check_table_replacement(path, new_text, force=False):
 
 def check_record_replacement(path, old_record, new_epochs, force=False):
     old_epochs = (old_record or {}).get("training", {}).get("epochs")
-    if force or old_epochs is None or new_epochs >= old_epochs:
+    if force or old_epochs is None or new_epochs == old_epochs:
         return
+    fix = (f"put that run folder back ({old_record.get('run_dir')}) or pass --force" if new_epochs < old_epochs
+           else "pass --force")
     raise WouldLoseResults(
         f"{path} holds a run of {old_epochs} epochs; this one would have {new_epochs}. Nothing written; "
-        f"put that run folder back ({old_record.get('run_dir')}) or pass --force to replace the record.")
+        f"{fix} to replace the record.")
