@@ -182,6 +182,23 @@ def test_jobs_give_the_same_records_as_one_cell_after_another(tmp_path, plugin_e
         assert twin["training"]["torch_threads_by_epoch"] == record["training"]["torch_threads_by_epoch"]
 
 
+def test_no_train_from_the_command_line_skips_cells_without_a_run_and_counts_them(tmp_path, plugin_env):
+    runner = CliRunner()
+    first = runner.invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-grid", "--jobs", "1", "--seeds", "1"),
+                          env=plugin_env)  # the last --seeds wins: seed 0 only
+    assert first.exit_code == 0, first.output
+    assert sorted(records(tmp_path)) == ["toy-grid-segma-seed0.json"]
+    before = (tmp_path / "results" / "runs" / "quick" / "toy-grid-segma-seed0.json").read_text()
+    for jobs in ("2", "1"):  # worker processes report the skip by exit status; in-process, by return value
+        result = runner.invoke(cli, reproduce_args(tmp_path, "--dataset", "toy-grid", "--no-train", "--jobs", jobs,
+                                                   "--threads", "1"), env=plugin_env)
+        assert result.exit_code == 0, result.output
+        assert "1/2 cells done, 1 skipped (--no-train), 0 running, 0 failed" in result.output  # (--jobs 1: stdout)
+        assert sorted(records(tmp_path)) == ["toy-grid-segma-seed0.json"]  # seed 1 was neither trained nor recorded
+        assert not (tmp_path / "runs" / "reproduce" / "quick" / "toy-grid" / "segma" / "seed1" / "checkpoint.pt").exists()
+    assert (tmp_path / "results" / "runs" / "quick" / "toy-grid-segma-seed0.json").read_text() == before
+
+
 # ---------------------------------------------------------------- reproduce --launcher local (submitit)
 
 def test_local_launcher_runs_each_cell_as_a_submitit_job(tmp_path, plugin_env):

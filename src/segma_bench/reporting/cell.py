@@ -84,6 +84,9 @@ def train_logged(spec, run_dir, data, tracker_name):
         tracker.close()
 
 
+SKIPPED = "skipped"  # reproduce_cell's return for a cell --no-train left alone (None otherwise)
+
+
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
     path = record_path(options.results_dir, budget.name, dataset, method, seed)
     record = read_record(path) or {}
@@ -102,7 +105,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         where = f"under {options.runs_root}" if budget.reuse_runs else f"in {own_dir}"
         log(f"{dataset}/{method}/seed{seed}: skipped (--no-train): no run with its identity and at least "
             f"{budget_epochs} epochs {where}" + (f" ({run_dir} has {found})" if found else ""))
-        return
+        return SKIPPED
     planned = max(budget_epochs, found)
     check_record_replacement(path, record, planned, options.force)  # before any training
     if reused:

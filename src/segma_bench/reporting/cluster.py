@@ -122,7 +122,10 @@ def run_with_submitit(tasks, launcher, settings, jobs, progress=None):
             time.sleep(POLL_S.get(launcher, 5.0))
             for entry in [entry for entry in running if entry[1].done()]:
                 running.remove(entry)
-                if job_succeeded(entry[1]):
+                outcome = job_outcome(entry[1])
+                if outcome == "skipped":
+                    progress.skipped += 1
+                elif outcome:
                     progress.done += 1
                 else:
                     progress.failed += 1
@@ -138,9 +141,9 @@ def run_with_submitit(tasks, launcher, settings, jobs, progress=None):
     return failed
 
 
-def job_succeeded(job):
+def job_outcome(job):
+    """The job's run_cell_task result ("done", or "skipped" by --no-train); None where it failed."""
     try:
-        job.result()
-        return True
+        return job.result()
     except Exception:  # the job's traceback is in the cell's log
-        return False
+        return None

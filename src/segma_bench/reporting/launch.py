@@ -114,12 +114,13 @@ class CellTask:
 
 def run_cell_locked(cell, table, budget, data, extractor_factory, options, log):
     """reproduce_cell for one cell, holding the cell's lock: one process at a time trains its run folder
-    and rewrites its record."""
-    from .cell import reproduce_cell
+    and rewrites its record. Returns "skipped" where --no-train left the cell alone, else "done"."""
+    from .cell import SKIPPED, reproduce_cell
     from .paper_reference import PAPER_TABLES
     with file_lock(cell_lock_path(options.runs_root, budget.name, cell)):
-        reproduce_cell(cell.method, cell.dataset, cell.seed, budget, PAPER_TABLES[table]["metric"], data,
-                       extractor_factory, options, log)
+        outcome = reproduce_cell(cell.method, cell.dataset, cell.seed, budget, PAPER_TABLES[table]["metric"],
+                                 data, extractor_factory, options, log)
+    return SKIPPED if outcome == SKIPPED else "done"
 
 
 def run_cell_task(task):
@@ -143,10 +144,10 @@ def run_cell_task(task):
 
         from .budgets import get_budget
         data = load_dataset(task.cell.dataset, options.data_root, options.cache_dir)
-        run_cell_locked(task.cell, task.table, get_budget(task.budget_name), data, extractor_factory(options),
-                        options, lambda line: print(line, flush=True))
-        print(f"--- {task.cell.name}: done", flush=True)
-    return task.cell.name
+        outcome = run_cell_locked(task.cell, task.table, get_budget(task.budget_name), data,
+                                  extractor_factory(options), options, lambda line: print(line, flush=True))
+        print(f"--- {task.cell.name}: {outcome}", flush=True)
+    return outcome
 
 
 def job_setup(task):
@@ -200,25 +201,33 @@ def exit_when_parent_dies(parent_pid, poll_s=PARENT_POLL_S):
 
 
 def _process_main(task, parent_pid=None):
-    """Entry point of a spawned worker: exit status 0 or 1, the traceback in the cell's log."""
+    """Entry point of a spawned worker: exit status 0 (done), SKIPPED_EXIT (--no-train left the cell alone)
+    or 1 (failed, the traceback in the cell's log)."""
     if parent_pid is not None:
         exit_when_parent_dies(parent_pid)
     try:
-        run_cell_task(task)
+        outcome = run_cell_task(task)
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
+    if outcome == "skipped":
+        sys.stdout.flush()
+        sys.exit(SKIPPED_EXIT)
+
+
+SKIPPED_EXIT = 3  # a worker's exit status for a cell that --no-train left alone
 
 
 class GridProgress:
-    """One line for the whole grid: cells done / running / failed, elapsed time and ETA.
+    """One line for the whole grid: cells done / running / failed (and skipped by --no-train, where any
+    were), elapsed time and ETA.
 
     On a terminal the line is rewritten in place; elsewhere (a log file) a line is printed each time
     a count changes."""
 
     def __init__(self, total, stream=None):
-        self.total, self.done, self.running, self.failed = total, 0, 0, 0
+        self.total, self.done, self.running, self.failed, self.skipped = total, 0, 0, 0, 0
         self.started = time.time()
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty()
@@ -226,13 +235,14 @@ class GridProgress:
 
     def line(self, now=None):
         elapsed = (now or time.time()) - self.started
-        finished = self.done + self.failed
+        finished = self.done + self.failed + self.skipped
         eta = f"ETA {format_minutes(elapsed / finished * (self.total - finished))}" if finished else "ETA ?"
-        return (f"reproduce: {self.done}/{self.total} cells done, {self.running} running, {self.failed} failed; "
-                f"{format_minutes(elapsed)} elapsed, {eta}")
+        skipped = f", {self.skipped} skipped (--no-train)" if self.skipped else ""
+        return (f"reproduce: {self.done}/{self.total} cells done{skipped}, {self.running} running, {self.failed} "
+                f"failed; {format_minutes(elapsed)} elapsed, {eta}")
 
     def show(self, force=False):
-        counts = (self.done, self.running, self.failed)
+        counts = (self.done, self.running, self.failed, self.skipped)
         if self.interactive:
             self.stream.write("\r" + self.line() + "\033[K")
             self.stream.flush()
@@ -277,6 +287,8 @@ def run_in_processes(tasks, jobs, progress=None):
                 process.join()
                 if process.exitcode == 0:
                     progress.done += 1
+                elif process.exitcode == SKIPPED_EXIT:
+                    progress.skipped += 1
                 else:
                     progress.failed += 1
                     failed.append(task)

@@ -98,8 +98,10 @@ def run_cells_here(cells, table, budget, options, log):
     for cell in cells:
         if cell.dataset not in data:
             data = {cell.dataset: load_dataset(cell.dataset, options.data_root, options.cache_dir)}
-        run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log)
-        progress.done += 1
+        if run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log) == "skipped":
+            progress.skipped += 1
+        else:
+            progress.done += 1
         log(progress.line())
     return []
 
