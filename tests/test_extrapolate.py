@@ -43,8 +43,20 @@ def test_both_record_formats_give_the_same_curve(tmp_path, capsys):
         np.testing.assert_array_equal(a, b)
     path = tmp_path / "record.json"
     path.write_text(json.dumps(table_run))
-    result = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5", "--at", "100"])
+    result = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5", "--at", "100", "--target", "0.06"])
     assert result.exit_code == 0 and "exponential: levels off at 5.00" in result.output
+
+
+def test_the_target_defaults_to_the_papers_value_for_the_records_method(tmp_path):
+    errors = [float(e) for e in exponential(np.arange(1, 41.0), 0.05, 0.1, 10.0)]
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps({"history": [{"epoch": i + 1, "test_error": e} for i, e in enumerate(errors)]}))
+    result = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5"])
+    assert result.exit_code == 1 and "give it with --target" in result.output  # no method named: no default
+    path.write_text(json.dumps({"method": "adgm", "dataset": "mnist", "history": json.loads(path.read_text())["history"]}))
+    default = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5"])
+    given = CliRunner().invoke(cli, ["extrapolate", str(path), "--first", "5", "--target", "0.041"])
+    assert default.exit_code == 0 and default.output == given.output  # ADGM's 4.10% from paper_reference.py
 
 
 def test_fits_are_bounded_to_curves_that_level_off():

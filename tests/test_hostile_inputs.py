@@ -474,7 +474,7 @@ def test_a_plugin_row_renders_the_same_without_the_plugin_and_its_footnote_comma
     assert record["display_name"] == "GMVAE" and record["paper_epochs"] is None
     row = next(line for line in text.splitlines() if "GMVAE" in line)
     assert row.startswith("| semi-supervised | GMVAE ") and "gmvae-test" not in row
-    assert "GMVAE 5" in text and "GMVAE 5 (paper" not in text  # no paper length (before: "(paper: 500)")
+    assert "GMVAE 5" in text and "GMVAE 5 (original" not in text  # no original length (before: "(paper: 500)")
     made_by = text.split("Made by `", 1)[1].split("`", 1)[0]
     assert made_by == ("SEGMA_PLUGINS=plugins/gmvae.py python cli.py reproduce --table 2 --budget quick --method "
                        "gmvae-test --seeds 1 --dataset mnist --results-dir scratch")

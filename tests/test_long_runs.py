@@ -65,6 +65,7 @@ def test_the_command_writes_markdown_and_json_and_refuses_to_replace_them(tmp_pa
     data = json.loads(out.with_suffix(".json").read_text())
     assert [r["label"] for r in data["runs"]] == ["a", "b"] and data["paper_error"] == pytest.approx(0.127)
     assert "python cli.py long-runs" in out.read_text()
+    assert "--out " + str(out) + " --force`" in out.read_text()  # the written command remakes the file as it is
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1 and "--force" in again.output
     assert CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "x.json")]).exit_code == 2  # twin would be itself
@@ -118,15 +119,16 @@ def test_table_two_quotes_the_long_run_statistics_at_paper_comparable_budgets_on
     (tmp_path / "segma_mnist_501.json").write_text(json.dumps(data))
     for budget in ("comparable", "quick"):
         write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.10}, budget=budget)
-    note = next(line for line in render(2, tmp_path, "comparable", {"segma"}).splitlines() if "at the paper's length" in line)
+    note = next(line for line in render(2, tmp_path, "comparable", {"segma"}).splitlines()
+                if "at the length the paper's code ran" in line)
     # unequal lengths: the mean at pass 2 (14 and 12 %: 13.00 ± 1.41), not over last passes 3 and 2; seed1's
     # best 12.00 reaches 12.70
     assert "SeGMA long ([segma_mnist_501.md](segma_mnist_501.md), 2 run(s))" in note
     assert "at pass 2, the last all runs have, 13.00 ± 1.41%" in note and "last pass 13.50" not in note
-    assert "best run seed1 at 12.00%" in note
+    assert "the lowest error of any run at any pass, seed1's 12.00%, is chosen on the test set" in note
     assert "best run by its best pass (seed1)" in note and "seed1 at pass 2 of 3" in note
-    assert "at the paper's length" not in render(2, tmp_path, "quick", {"segma"})  # few-pass tables: not their place
-    assert "at the paper's length" not in render(1, tmp_path, "comparable", {"segma"})  # Table II's statistic only
+    assert "at the length the paper's code ran" not in render(2, tmp_path, "quick", {"segma"})  # few-pass tables: not their place
+    assert "at the length the paper's code ran" not in render(1, tmp_path, "comparable", {"segma"})  # Table II's statistic only
 
 
 def test_runs_of_unequal_lengths_are_also_compared_at_the_last_pass_all_have():
@@ -182,9 +184,27 @@ def test_the_readme_headline_gives_the_paper_length_runs_under_the_table(tmp_pat
     from test_tables import write_cell
     results = tmp_path / "results"
     write_cell(results, "segma", "mnist", 0, {"test_error": 0.19}, budget="comparable")
-    assert "paper's length" not in render_headline(results)  # no statistics file: no line
+    assert "the paper's code ran" not in render_headline(results)  # no statistics file: no line
     _, data = render_long_runs([RunCurve.from_record("seed0", record([0.3, 0.2]))], 0.127, "Long SeGMA", "cmd", 501)
     (results / "segma_mnist_501.json").write_text(json.dumps(data))
     line = render_headline(results).splitlines()[-1]
-    assert line.startswith("**At the paper's length** (MNIST, Table II): Long SeGMA ([results/segma_mnist_501.md]")
+    assert line.startswith("**At the length the paper's code ran** (MNIST, Table II): Long SeGMA ([results/segma_mnist_501.md]")
     assert "seed0 at pass 2 of 501" in line
+
+
+def test_the_papers_value_defaults_from_the_reference_table_for_the_runs_method(tmp_path):
+    (tmp_path / "segma.json").write_text(json.dumps({"method": "segma", "dataset": "mnist", **record([0.3, 0.2])}))
+    (tmp_path / "adgm.json").write_text(json.dumps({"method": "adgm", "dataset": "mnist", **record([0.3, 0.2])}))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps(record([0.3, 0.1])))
+    (run_dir / "config.json").write_text(json.dumps({"run": {"method": "segma", "dataset": "mnist"}}))
+    out = tmp_path / "stats.md"
+    result = CliRunner().invoke(cli, ["long-runs", f"a={tmp_path / 'segma.json'}", f"b={run_dir}", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_suffix(".json").read_text())["paper_error"] == pytest.approx(0.127)
+    assert "--paper" not in out.read_text()  # the command remakes it with the same default
+    mixed = CliRunner().invoke(cli, ["long-runs", f"a={tmp_path / 'segma.json'}", f"b={tmp_path / 'adgm.json'}",
+                                     "--out", str(tmp_path / "mixed.md")])
+    assert mixed.exit_code == 1 and "give it with --paper" in mixed.output
+    assert not (tmp_path / "mixed.md").exists()

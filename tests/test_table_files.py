@@ -89,7 +89,8 @@ def test_table_renders_the_same_bytes_from_the_same_records_anywhere(tmp_path, m
     # MNIST only: the dataset columns are those with records, so no half-`missing` table
     assert "SVHN" not in text and "| SeGMA " in text and "20.50 ± 0.71 (n=2)" in text
     assert "15.00 ± 7.07" in text  # KID × 10³ beside the FID
-    assert "SeGMA 5 (paper: 500)" in text  # training length against the paper's
+    assert "SeGMA 5 (original code: 500)" in text  # training length against the authors' code's
+    assert "the paper states none" in text
 
 
 def test_table_without_records_fails_and_writes_nothing(tmp_path):
@@ -234,14 +235,21 @@ def test_comparable_budget_states_each_methods_length_recipe_and_labeled_protoco
     assert not load_records(REPO / "results", "no-such-budget").shape[0]
 
 
-def test_results_readme_lists_the_best_comparable_cell_with_its_budget(tmp_path):
+def test_results_readme_shows_every_comparable_budget_side_by_side_and_picks_none(tmp_path):
     from segma_bench.reporting.status import render_status
     write_cell(tmp_path, "segma", 0, {"test_error": 0.12})
     write_cell(tmp_path, "segma", 1, {"test_error": 0.14})
-    write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: never the best
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.10}, budget="paper")  # lower, yet not chosen over the other
+    write_cell(tmp_path, "segma", 0, {"test_error": 0.01}, budget="quick")  # not comparable: not shown
     text = render_status(tmp_path)
+    header = next(line for line in text.splitlines() if line.startswith("| table | model"))
+    assert "| ours, `comparable` | ours, `paper` | paper |" in header
     line = next(line for line in text.splitlines() if line.startswith("| 2 | SeGMA | MNIST"))
-    assert "13.00 ± 1.41 (n=2)" in line and "`comparable`" in line and "12.70" in line
+    assert "| 13.00 ± 1.41 (n=2) | 10.00 (n=1) | 12.70 |" in line and "1.00" not in line
+    assert "[comparable](runs/comparable/), [paper](runs/paper/)" in line
+    write_cell(tmp_path, "adgm", 0, {"test_error": 0.05})  # a budget without the cell shows a dash
+    line = next(line for line in render_status(tmp_path).splitlines() if line.startswith("| 2 | ADGM | MNIST"))
+    assert "| 5.00 (n=1) | — | 4.10 |" in line
     assert "[runs/comparable/](runs/comparable/)" in text and "[runs/quick/](runs/quick/)" in text
 
 

@@ -214,3 +214,25 @@ def test_a_paper_budget_table_says_what_it_would_train_for_the_rows_still_missin
     line = next(line for line in text.splitlines() if "not run at this budget yet" in line)
     assert "M1+M2: the length its recipe or the paper sets, recipe kingma-code" in line
     assert "ADGM: 1000 epochs, recipe maaloe-code" in line and "SeGMA" not in line
+
+
+def test_a_column_whose_rows_train_on_different_labeled_sets_says_so():
+    from segma_bench.reporting.tables import labeled_set_note
+
+    def rec(method, subset):
+        return {"method": method, "config": {"run": {"labeled_subset": subset}}}
+    note = labeled_set_note([rec("segma", "first"), rec("adgm", "balanced"), rec("m1m2", "balanced")], "mnist")
+    assert len(note) == 1 and "ADGM, M1+M2: a class-balanced draw" in note[0] and "SeGMA: the first" in note[0]
+    assert labeled_set_note([rec("segma", "balanced"), rec("adgm", "balanced")], "mnist") == []
+    assert labeled_set_note([rec("segma", "first"), {"method": "adgm"}], "mnist") == []  # unknown: no claim
+
+
+def test_the_made_by_command_keeps_no_train_where_the_cells_were_evaluated_with_it(tmp_path):
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.19}, budget="paper",
+               command_by_metric={"test_error": "python cli.py reproduce --table 2 --budget paper --no-train"})
+    made_by = next(line for line in render(2, tmp_path, "paper", {"segma"}).splitlines() if line.startswith("Made by"))
+    assert " --no-train` (" in made_by and "trains nothing" in made_by
+    assert "`--seeds 1`: seed 0 only" in made_by
+    write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.19}, budget="quick")
+    made_by = next(line for line in render(2, tmp_path, "quick", {"segma"}).splitlines() if line.startswith("Made by"))
+    assert "--no-train" not in made_by and "trains and evaluates only what is missing" in made_by

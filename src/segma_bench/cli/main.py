@@ -148,8 +148,8 @@ def train(method, dataset, seed, epochs, settings, recipe, labeled_subset, data_
               "A plugin method named here gets its own row.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds 0..N-1. Default: the budget's (quick and "
               "comparable: 2, paper: 3).")
-@click.option("--budget", default="quick", show_default=True, help="quick, comparable or paper "
-              "(reporting/budgets.py).")
+@click.option("--budget", default="quick", show_default=True, help="quick, comparable, paper, or "
+              "celeba-subset (CelebA only: the offline 6,097-image copy) (reporting/budgets.py).")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
               callback=writable_dir)
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),

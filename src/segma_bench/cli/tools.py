@@ -39,8 +39,9 @@ def status(results_dir, readme):
 @click.option("--last", type=click.IntRange(min=1), help="Last epoch fitted (default: the record's last).")
 @click.option("--at", "at", multiple=True, type=click.IntRange(min=1), help="Epoch to predict (repeatable; "
               "default 150, 200, 400).")
-@click.option("--target", default=0.041, show_default=True, type=click.FloatRange(0, 1, min_open=True),
-              help="Test error to reach (a fraction).")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True),
+              help="Test error to reach, a fraction (default: the paper's Table II value for the record's method "
+                   "and dataset, reporting/paper_reference.py).")
 @user_errors
 def extrapolate(record, first, last, at, target):
     """Fit an exponential and a power law to a record's per-epoch test error; print where each levels off
@@ -57,6 +58,9 @@ def extrapolate(record, first, last, at, target):
         fits = fit_curves(epochs, errors, first, last)
     except (BadValueError, RuntimeError) as error:  # RuntimeError: curve_fit did not converge
         raise BadValueError(f"{record}: {error}") from error
+    if target is None:
+        from segma_bench.reporting.long_runs import paper_error_of
+        target = paper_error_of([("record", record)], "--target (a fraction)") / 100
     click.echo(f"{record}: fitted to epochs {first}..{last} ({len(epochs)} epochs with a test error)")
     click.echo(describe(fits, list(at) or [150, 200, 400], target))
 
@@ -132,7 +136,8 @@ def label_subsets(dataset, data_root, cache_dir, num_labeled, seeds, subset):
 
 @click.command("long-runs")
 @click.argument("rows", nargs=-1, required=True, metavar="LABEL=RECORD_OR_RUN_DIR...")
-@click.option("--paper", "paper_percent", required=True, type=click.FloatRange(0, 100), help="The paper's test error, %.")
+@click.option("--paper", "paper_percent", type=click.FloatRange(0, 100), help="The test error to compare with, %% "
+              "(default: the paper's Table II value for the runs' method and dataset, reporting/paper_reference.py).")
 @click.option("--passes", "planned_passes", type=click.IntRange(min=1), help="Planned passes (runs short of it "
               "are marked as still training).")
 @click.option("--title", default="Long runs against the paper", show_default=True)
@@ -145,7 +150,7 @@ def long_runs(rows, paper_percent, planned_passes, title, out, force):
     over runs, the best run) against the paper's value."""
     from segma_bench.cli.checks import refuse_overwrite
     from segma_bench.core.storage import atomic_write_json, atomic_write_text
-    from segma_bench.reporting.long_runs import read_curves, render_long_runs
+    from segma_bench.reporting.long_runs import paper_error_of, read_curves, render_long_runs
     pairs = []
     for text in rows:
         label, sep, path = text.rpartition("=")
@@ -156,10 +161,14 @@ def long_runs(rows, paper_percent, planned_passes, title, out, force):
     if out.suffix == ".json":
         raise click.BadParameter("give the markdown path; its .json twin is written beside it", param_hint="--out")
     refuse_overwrite([out, out.with_suffix(".json")], force, "a long-run statistics file")
+    # the command that remakes this file: with --force, since the file it writes is then there
     command = "python cli.py long-runs " + shlex.join(
-        [f"{label}={path}" for label, path in pairs] + ["--paper", f"{paper_percent:g}"]
-        + (["--passes", str(planned_passes)] if planned_passes else []) + ["--title", title, "--out", str(out)])
-    text, data = render_long_runs(read_curves(pairs), paper_percent / 100, title, command, planned_passes)
+        [f"{label}={path}" for label, path in pairs]
+        + (["--paper", f"{paper_percent:g}"] if paper_percent is not None else [])
+        + (["--passes", str(planned_passes)] if planned_passes else [])
+        + ["--title", title, "--out", str(out), "--force"])
+    paper = paper_percent if paper_percent is not None else paper_error_of(pairs)
+    text, data = render_long_runs(read_curves(pairs), paper / 100, title, command, planned_passes)
     atomic_write_text(out, text)
     atomic_write_json(out.with_suffix(".json"), data)
     click.echo(text, nl=False)

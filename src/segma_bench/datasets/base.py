@@ -25,7 +25,7 @@ class Protocol:
     num_labeled: int
     unlabeled_batch_size: int
     labeled_batch_size: int      # half of each batch is labeled (Section V)
-    paper_epochs: int            # the authors' training length (docs/protocol.md)
+    paper_epochs: int            # the SeGMA authors' code's training length (docs/protocol.md; the paper states none)
 
 
 @dataclass

@@ -108,7 +108,8 @@ class GenerativeMethod(nn.Module):
 
     @classmethod
     def paper_epochs(cls, dataset):
-        """The original paper's training length where it differs from the dataset protocol's (None: same)."""
+        """The method's original training length (its authors' released code) where it differs from the
+        dataset protocol's (None: same). Tables show it beside ours as "original code"."""
         return None
 
     def configure_optimizer(self):

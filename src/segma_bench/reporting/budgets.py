@@ -11,8 +11,9 @@ paper:      the authors' protocol, 10,000 generated images per FID (Section VI.B
             `train` (e.g. the 501-pass SeGMA runs) are reused, not retrained.
 comparable: comparable with the paper and within reach of a 2-core CPU. FID and KID use the paper's
             10,000 images (reference statistics cached), so the FIDs can stand beside the paper's; the
-            training lengths are those of our long MNIST runs (README, "Longer runs"), which is where the
-            methods' test errors had levelled off on this CPU: SeGMA, SeGMA unsup. and CWAE 150 epochs with
+            training lengths are those of our first long MNIST runs (docs/results-notes.md, "Longer runs"),
+            what fitted this CPU; the test errors were still falling there (SeGMA's 501-pass runs went on
+            from 19.86% at pass 150 to 18.90%, docs/protocol.md): SeGMA, SeGMA unsup. and CWAE 150 epochs with
             the `authors-code` recipe and its labeled protocol (the first 100 training images, as the
             authors' code ran; the SeGMA issue settled on it), ADGM 100 epochs, M1+M2 100 epochs of which
             30 are M1 (the long runs' split). That is shorter than the paper's (M1+M2 600 of our epochs,
@@ -101,7 +102,8 @@ def check_budget_datasets(budget, datasets):
     other = [d for d in datasets if budget.datasets and d not in budget.datasets]
     if other:
         raise BadValueError(f"budget {budget.name!r} is sized for {', '.join(budget.datasets)} only, not "
-                            f"{', '.join(other)}; use --budget quick, comparable or paper")
+                            f"{', '.join(other)}; use one of the budgets for every dataset: "
+                            f"{', '.join(n for n, b in BUDGETS.items() if not b.datasets)}")
 
 
 def get_budget(name):

@@ -117,6 +117,32 @@ def render_long_runs(curves, paper_error, title, command, planned_passes=None):
     return "\n".join(lines) + "\n", data
 
 
+def run_identity(path):
+    """(method, dataset) of a record JSON (its own fields) or a run folder (its config.json's "run"); (None,
+    None) where the file does not say."""
+    path = Path(path)
+    try:
+        content = read_json_file(RunFolder(path).config if path.is_dir() else path)
+    except (BadValueError, OSError):
+        return None, None
+    content = content.get("run", content) if isinstance(content, dict) and path.is_dir() else content
+    if not isinstance(content, dict):
+        return None, None
+    return content.get("method"), content.get("dataset")
+
+
+def paper_error_of(labelled_paths, option="--paper"):
+    """The paper's Table II test error (%) shared by all the runs' (method, dataset), from the one reference
+    table (paper_reference.py); raises where the runs have none or differ."""
+    from .paper_reference import paper_test_error
+    identities = {run_identity(path) for _, path in labelled_paths}
+    values = {paper_test_error(method, dataset) for method, dataset in identities}
+    if len(identities) != 1 or None in values:
+        named = ", ".join(sorted(f"{m or '?'} on {d or '?'}" for m, d in identities))
+        raise BadValueError(f"the run(s) ({named}) share no test error in the paper's Table II; give it with {option}")
+    return values.pop()
+
+
 def read_curves(labelled_paths):
     """[(label, path)] -> [RunCurve]; a path is a record JSON or a run folder (its metrics.json), read with the
     suite's strict JSON reader (core/json_files.py)."""
@@ -177,8 +203,9 @@ def table_note(data, source):
                  f"{spread('common')}% (mean ± std over runs)")
     else:
         means = "runs of unequal lengths with no pass in common: no mean over runs"
-    return (f"{data.get('title') or 'Long runs'} ({source}, {summary['runs']} run(s)): {means}; best run "
-            f"{summary['best_run_by_best']} at {_pct(summary['lowest_best'])}% (its best pass); "
+    return (f"{data.get('title') or 'Long runs'} ({source}, {summary['runs']} run(s)): {means}; the lowest "
+            f"error of any run at any pass, {summary['best_run_by_best']}'s {_pct(summary['lowest_best'])}%, is "
+            "chosen on the test set (an optimistic bound); "
             + (f"reaching the paper's {_pct(paper)}%: {'; '.join(reached)}." if reached
                else f"none of these reaches the paper's {_pct(paper)}%.")
             + (f" Still training ({', '.join(short)} of {planned}): not final." if short else ""))

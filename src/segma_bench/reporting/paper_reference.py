@@ -38,3 +38,8 @@ DATASETS = ("mnist", "svhn", "celeba")
 
 # Model names as the paper writes them (display only; the registry names stay as they are).
 DISPLAY_NAMES = {"m1m2": "M1+M2", "adgm": "ADGM", "segma": "SeGMA", "segma-unsup": "SeGMA unsup.", "cwae": "CWAE"}
+
+
+def paper_test_error(method, dataset):
+    """Table II's test error (%) of `method` on `dataset`, None where the paper's table has none."""
+    return next((values.get(dataset) for (_, name), values in PAPER_TABLES[2]["rows"] if name == method), None)

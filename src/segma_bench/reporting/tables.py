@@ -22,7 +22,7 @@ from .significance import footnote as significance_footnote
 DATASET_TITLES = {"mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
 KID_SCALE = 1000  # KIDs are shown × 10³ (MNIST values are around 0.001-0.1)
 PAPER_FID_SAMPLES = 10000
-# Statistics files of long runs at the paper's length (`python cli.py long-runs`) that a table's footnote quotes:
+# Statistics files of long runs at the length the paper's code ran (`python cli.py long-runs`) that a table's footnote quotes:
 # (table, dataset) -> file in the results folder. The 501-pass SeGMA runs are the paper's own length, so the
 # paper-comparable tables show them whatever budget their SeGMA row has.
 LONG_RUN_STATISTICS = {(2, "mnist"): "segma_mnist_501.json"}
@@ -125,13 +125,36 @@ def display_names(records):
 
 
 def paper_length(records):
-    """The paper's training length stored in a method's records (epochs), None where none is known: a plugin
-    that declares no `paper_epochs` has no paper length, whatever the dataset protocol says."""
+    """The original training length stored in a method's records (epochs), None where none is known: a plugin
+    that declares no `paper_epochs` has none, whatever the dataset protocol says. The SeGMA paper states no
+    training length; this is what the authors' released code runs (docs/protocol.md, reference-settings)."""
     return next((r["paper_epochs"] for r in sorted(records, key=lambda r: r["seed"]) if r.get("paper_epochs")), None)
 
 
+LABELED_SET_WORDS = {"first": "the first training images, the same set for every seed",
+                     "balanced": "a class-balanced draw, made again for each seed"}
+
+
+def labeled_set_note(records, dataset):
+    """A line where the rows of a column train on different labeled sets (the `labeled_subset` of their runs):
+    then a difference between rows, and a significance marker, is the method's and its labeled set's together."""
+    by_subset = {}
+    for record in records:
+        subset = record.get("config", {}).get("run", {}).get("labeled_subset")
+        if subset:
+            by_subset.setdefault(subset, set()).add(record.get("display_name") or DISPLAY_NAMES.get(record["method"],
+                                                                                                 record["method"]))
+    if len(by_subset) < 2:
+        return []
+    groups = "; ".join(f"{', '.join(sorted(names))}: {LABELED_SET_WORDS.get(subset, subset)}"
+                       for subset, names in sorted(by_subset.items()))
+    return [f"- {DATASET_TITLES.get(dataset, dataset)}, labeled sets differ between rows ({groups}): a difference "
+            "between rows, and a significance marker, is the method's and its labeled set's together, and the "
+            "± of a `first` row holds no labeled-set spread (docs/protocol.md compares the sets)."]
+
+
 def training_length_note(records, dataset):
-    """Per method: our epochs (the runs' own, from the records) against the paper's."""
+    """Per method: our epochs (the runs' own, from the records) against the original code's."""
     parts = []
     names = display_names(records)
     for method in sorted(names, key=lambda m: (names[m], m)):
@@ -141,12 +164,13 @@ def training_length_note(records, dataset):
         budget = sorted({r["budget_epochs"] for r in records if r["method"] == method and r.get("budget_epochs")})
         text = f"{names[method]} {'/'.join(map(str, mine))}"
         notes = ([f"budget: at least {'/'.join(map(str, budget))}"] if budget and budget != mine else []) \
-            + ([f"paper: {paper}"] if paper else [])
+            + ([f"original code: {paper}"] if paper else [])
         text += f" ({'; '.join(notes)})" if notes else ""
         if reused:
             text += f" [runs reused: {', '.join(f'`{r}`' for r in reused)}]"
         parts.append(text)
-    return "training length in epochs, ours (the paper's): " + "; ".join(parts)
+    return ("training length in epochs, ours (the original code's, as its authors released it; the paper states "
+            "none): " + "; ".join(parts))
 
 
 def extra_rows(frame, paper_methods):
@@ -205,6 +229,7 @@ def protocol_notes(table, frame, budget, datasets):
         if metric == "test_error":
             line += f"; {records[0]['protocol']['test_error']}"
         notes.append(line + ".")
+        notes += labeled_set_note(records, dataset)
         unrun = [m for (_, m), paper in PAPER_TABLES[table]["rows"] if dataset in paper
                  and m not in {r["method"] for r in records}]
         if unrun and budget in BUDGETS:  # say what the budget would train for the rows still missing
@@ -297,11 +322,19 @@ def footnote_commands(table, budget, results_dir, frame, datasets, all_datasets)
     dir_options = [f"--results-dir {shlex.quote(shown)}"] if shown else []
     loads = plugin_loads(records)
     prefix = f"SEGMA_PLUGINS={shlex.quote(':'.join(loads))} " if loads else ""  # the command must load them to re-run
+    # cells evaluated from runs that `train` made, with --no-train: the command must not train them instead
+    no_train = any("--no-train" in (r.get("command_by_metric", {}).get(metric) or r.get("command") or "").split()
+                   for r in records)
     reproduce = " ".join([f"{prefix}python cli.py reproduce --table {table} --budget {budget}", *method_options,
-                          *seed_options, *(f"--dataset {d}" for d in datasets), *dir_options])
+                          *seed_options, *(f"--dataset {d}" for d in datasets), *dir_options,
+                          *(["--no-train"] if no_train else [])])
     table_options = [] if list(datasets) == list(all_datasets) else [f"--dataset {d}" for d in datasets]
     again = " ".join([f"python cli.py table --table {table} --budget {budget}", *table_options, *dir_options])
-    return (f"Made by `{reproduce}` (it trains and evaluates only what is missing); rendered again from the records "
+    what = ("it evaluates only runs that already hold the budget's length, such as those `train` made, and trains "
+            "nothing" if no_train else "it trains and evaluates only what is missing")
+    seeds_meant = f"; `--seeds {seeds}`: seeds 0 to {seeds - 1}" if seed_options and seeds > 1 else \
+        ("; `--seeds 1`: seed 0 only" if seed_options else "")
+    return (f"Made by `{reproduce}` ({what}{seeds_meant}); rendered again from the records "
             f"in `{shown or DEFAULT_RESULTS_DIR}/runs/{budget}/` by `{again}`.")
 
 
@@ -315,7 +348,7 @@ def long_run_notes(table, results_dir, budget, datasets):
         if name and (Path(results_dir) / name).is_file():
             data = load_statistics(Path(results_dir) / name)
             markdown = Path(name).with_suffix(".md").name  # beside the table: a relative link
-            lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, at the paper's length: "
+            lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, at the length the paper's code ran: "
                          + long_run_note(data, f"[{markdown}]({markdown})"))
     return ["", "Long runs:", *lines] if lines else []
 
