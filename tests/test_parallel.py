@@ -290,3 +290,26 @@ def test_a_killed_reproduce_stops_its_workers_and_the_next_one_resumes(tmp_path,
         run_dir = checkpoints[seed].parent
         assert "resumed from the end of epoch" in (run_dir / "train.log").read_text()
         assert records(tmp_path)[f"toy-long-segma-paced-seed{seed}.json"]["training"]["epochs"] == 40
+
+
+def test_submitit_outcomes_are_counted_as_done_skipped_or_failed():
+    from segma_bench.reporting.cluster import job_outcome
+
+    class Job:
+        def __init__(self, result):
+            self._result = result
+
+        def result(self):
+            if isinstance(self._result, Exception):
+                raise self._result
+            return self._result
+    assert job_outcome(Job("done")) == "done" and job_outcome(Job("skipped")) == "skipped"
+    assert job_outcome(Job("toy/segma/seed0")) == "toy/segma/seed0"  # a job from before outcomes: counted as done
+    assert job_outcome(Job(RuntimeError("cell failed"))) is None
+
+
+def test_the_eta_leaves_out_cells_skipped_by_no_train(tmp_path):
+    progress = GridProgress(10, stream=open(tmp_path / "progress.txt", "w"))
+    progress.done, progress.skipped = 2, 6  # 2 cells took 2 min; the 6 skipped took none
+    line = progress.line(now=progress.started + 120)
+    assert "2/10 cells done, 6 skipped (--no-train)" in line and "ETA 2.0 min" in line  # 2 left at 1 min each

@@ -195,6 +195,43 @@ def test_a_cell_keeps_its_budget_length_when_its_run_trains_on_and_recompute_nee
     assert json.loads(path.read_text())["training"]["epochs"] == 4
 
 
+def test_a_forced_change_of_length_drops_the_metrics_of_the_old_checkpoint(tmp_path, toy, monkeypatch):
+    """A record's numbers all come from the checkpoint it names: after --force moves a 2-pass record to its
+    run's 4 passes for Table I, its 2-pass test error is dropped, and Table II evaluates it again at 4."""
+    from test_harness import StubExtractor
+    fake, options = toy
+    monkeypatch.setattr(reproduce_module.launch, "extractor_factory", lambda options: StubExtractor)
+    run_dir = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed0"
+    spec = RunSpec("segma", "toy-files", seed=0, recipe="authors-code", epochs=2, progress=False)
+    train(spec, run_dir, data=fake)
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    train(replace(spec, epochs=4), run_dir, data=fake)
+    with pytest.raises(WouldLoseResults, match="holds a run of 2 epochs; this one would have 4"):
+        reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    log = []
+    reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", replace(options, force=True), "cmd",
+                               log=log.append)
+    record = json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())
+    assert record["evaluated_at_epoch"] == {"sample_fid": 4} and "test_error" not in record["metrics"]
+    assert record["training"]["epochs"] == 4 and any("dropped test_error" in line for line in log)
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    record = json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())
+    assert record["evaluated_at_epoch"] == {"sample_fid": 4, "test_error": 4}
+
+
+def test_a_missing_metric_is_evaluated_from_the_records_own_run_not_a_longer_one(tmp_path, toy, monkeypatch):
+    from test_harness import StubExtractor
+    fake, options = toy
+    monkeypatch.setattr(reproduce_module.launch, "extractor_factory", lambda options: StubExtractor)
+    reproduce_module.reproduce(2, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    own = tmp_path / "runs" / "reproduce" / "tiny" / "toy-files" / "segma" / "seed0"  # trained there: 2 passes
+    longer = tmp_path / "runs" / "toy-files" / "segma-authors-code" / "seed0"  # same identity, 4 passes
+    train(RunSpec("segma", "toy-files", seed=0, recipe="authors-code", epochs=4, progress=False), longer, data=fake)
+    reproduce_module.reproduce(1, ["toy-files"], ["segma"], 1, "tiny", options, "cmd", log=lambda _: None)
+    record = json.loads(record_path(options.results_dir, "tiny", "toy-files", "segma", 0).read_text())
+    assert record["run_dir"] == str(own) and record["evaluated_at_epoch"] == {"test_error": 2, "sample_fid": 2}
+
+
 def test_no_train_evaluates_the_runs_that_hold_the_budget_and_trains_nothing(tmp_path, toy):
     from segma_bench.training.run_folder import read_run_metrics
     fake, options = toy

@@ -125,30 +125,41 @@ def test_a_metric_the_method_cannot_give_is_shown_as_na(tmp_path):
     assert "n/a" in row.split("|")[3]
 
 
-def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path):
+def run_folder_with(tmp_path, errors):
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 5, "history": [
-        {"epoch": e, "test_error": 0.2} for e in range(1, 6)]}))
-    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 3}, "budget_epochs": 4}
-    assert cell_module.trained_further(run_dir, record, "test_error")  # evaluated before the budget's length
-    record["evaluated_at_epoch"]["test_error"] = 5
-    assert not cell_module.trained_further(run_dir, record, "test_error")
-    assert not cell_module.trained_further(tmp_path / "deleted-run", record, "test_error")
-    record["evaluated_at_epoch"]["test_error"] = 7  # the folder now holds a shorter run than the one evaluated
-    assert cell_module.trained_further(run_dir, record, "test_error")
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": len(errors), "history": [
+        {"epoch": e + 1, "test_error": error} for e, error in enumerate(errors)]}))
+    return run_dir
+
+
+def cell_record(evaluated, errors):
+    return {"metrics": {"test_error": errors[evaluated - 1]}, "evaluated_at_epoch": {"test_error": evaluated},
+            "training": {"epochs": evaluated, "test_error_by_epoch": errors[:evaluated]}}
+
+
+def test_a_stored_metric_is_recomputed_when_its_run_has_trained_further(tmp_path):
+    errors = [0.5, 0.4, 0.3, 0.25, 0.2]
+    run_dir = run_folder_with(tmp_path, errors)
+    record = cell_record(3, errors)
+    assert cell_module.trained_further(run_dir, record, "test_error", 4)  # evaluated before the budget's length
+    assert not cell_module.trained_further(run_dir, cell_record(5, errors), "test_error", 4)
+    assert not cell_module.trained_further(tmp_path / "deleted-run", record, "test_error", 4)
+    longer = cell_record(7, errors + [0.1, 0.1])  # the folder now holds a shorter run than the one evaluated
+    assert cell_module.trained_further(run_dir, longer, "test_error", 4)
 
 
 def test_a_cell_at_its_budget_length_stays_when_its_run_trains_on_past_it(tmp_path):
-    """A 150-pass `comparable` cell whose run went on to 501 passes keeps its 150-pass numbers."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "metrics.json").write_text(json.dumps({"epochs_completed": 9, "history": [
-        {"epoch": e, "test_error": 0.2} for e in range(1, 10)]}))
-    record = {"metrics": {"test_error": 0.2}, "evaluated_at_epoch": {"test_error": 4}, "budget_epochs": 4}
-    assert not cell_module.trained_further(run_dir, record, "test_error")
-    record["budget_epochs"] = 6  # a budget that asks for more than was evaluated: stale
-    assert cell_module.trained_further(run_dir, record, "test_error")
+    """A 150-pass `comparable` cell whose run went on to 501 passes keeps its 150-pass numbers; a folder
+    retrained in its place, or a budget that now asks for more, does not."""
+    errors = [0.5, 0.4, 0.3, 0.25, 0.2, 0.18, 0.17, 0.16, 0.15]
+    run_dir = run_folder_with(tmp_path, errors)
+    record = cell_record(4, errors)
+    assert not cell_module.trained_further(run_dir, record, "test_error", 4)
+    assert cell_module.trained_further(run_dir, record, "test_error", 6)  # the budget asks for more than was evaluated
+    assert cell_module.trained_further(run_dir, record, "test_error", None)  # budget length unknown: no exemption
+    run_folder_with(tmp_path, [0.5, 0.4, 0.31] + errors[3:])  # another run of the same identity in its place
+    assert cell_module.trained_further(run_dir, record, "test_error", 4)
 
 
 def test_run_report_lists_every_epoch_and_the_command(tmp_path, fake_data):
@@ -212,7 +223,7 @@ def test_a_paper_budget_table_says_what_it_would_train_for_the_rows_still_missin
     write_cell(tmp_path, "segma", "mnist", 0, {"test_error": 0.19}, budget="paper")
     text = render(2, tmp_path, "paper", {"segma", "adgm", "m1m2"})
     line = next(line for line in text.splitlines() if "not run at this budget yet" in line)
-    assert "M1+M2: the length its recipe or the paper sets, recipe kingma-code" in line
+    assert "M1+M2: the length its recipe or its original code sets, recipe kingma-code" in line
     assert "ADGM: 1000 epochs, recipe maaloe-code" in line and "SeGMA" not in line
 
 
@@ -225,6 +236,9 @@ def test_a_column_whose_rows_train_on_different_labeled_sets_says_so():
     assert len(note) == 1 and "ADGM, M1+M2: a class-balanced draw" in note[0] and "SeGMA: the first" in note[0]
     assert labeled_set_note([rec("segma", "balanced"), rec("adgm", "balanced")], "mnist") == []
     assert labeled_set_note([rec("segma", "first"), {"method": "adgm"}], "mnist") == []  # unknown: no claim
+    unsupervised = {**rec("cwae", "first"), "table_variant": "unsupervised"}  # no labels: its set plays no part
+    assert labeled_set_note([unsupervised, rec("adgm", "balanced")], "mnist") == []
+    assert "ADGM: a class-balanced" in labeled_set_note([rec("segma", "first"), rec("adgm", "")], "mnist")[0]
 
 
 def test_the_made_by_command_keeps_no_train_where_the_cells_were_evaluated_with_it(tmp_path):

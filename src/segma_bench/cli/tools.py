@@ -60,7 +60,7 @@ def extrapolate(record, first, last, at, target):
         raise BadValueError(f"{record}: {error}") from error
     if target is None:
         from segma_bench.reporting.long_runs import paper_error_of
-        target = paper_error_of([("record", record)], "--target (a fraction)") / 100
+        target = round(paper_error_of([("record", record)], "--target (a fraction)") / 100, 6)
     click.echo(f"{record}: fitted to epochs {first}..{last} ({len(epochs)} epochs with a test error)")
     click.echo(describe(fits, list(at) or [150, 200, 400], target))
 
@@ -167,8 +167,9 @@ def long_runs(rows, paper_percent, planned_passes, title, out, force):
         + (["--paper", f"{paper_percent:g}"] if paper_percent is not None else [])
         + (["--passes", str(planned_passes)] if planned_passes else [])
         + ["--title", title, "--out", str(out), "--force"])
+    curves = read_curves(pairs)  # first: a missing or bad file is named before any other complaint
     paper = paper_percent if paper_percent is not None else paper_error_of(pairs)
-    text, data = render_long_runs(read_curves(pairs), paper / 100, title, command, planned_passes)
+    text, data = render_long_runs(curves, paper / 100, title, command, planned_passes)
     atomic_write_text(out, text)
     atomic_write_json(out.with_suffix(".json"), data)
     click.echo(text, nl=False)

@@ -7,8 +7,8 @@ paper:      the authors' protocol, 10,000 generated images per FID (Section VI.B
             The baselines train with the recipes of their own original code at their own lengths:
             M1+M2 `kingma-code` (Kingma et al.'s script: M1, then M2; the recipe's own epochs), ADGM
             `maaloe-code` for 1,000 epochs (the authors' schedule, reference-settings.md). On SVHN and CelebA
-            every method trains for its paper length with its defaults. Runs of the same identity made by
-            `train` (e.g. the 501-pass SeGMA runs) are reused, not retrained.
+            every method trains for its original length (its authors' code) with its defaults. Runs of the
+            same identity made by `train` (e.g. the 501-pass SeGMA runs) are reused, not retrained.
 comparable: comparable with the paper and within reach of a 2-core CPU. FID and KID use the paper's
             10,000 images (reference statistics cached), so the FIDs can stand beside the paper's; the
             training lengths are those of our first long MNIST runs (docs/results-notes.md, "Longer runs"),
@@ -42,7 +42,7 @@ class MethodBudget:
 @dataclass(frozen=True)
 class Budget:
     name: str
-    epochs: dict            # dataset -> epochs for every method; empty: each method's own paper length
+    epochs: dict            # dataset -> epochs for every method; empty: each method's own original length
     fid_samples: int        # generated images per FID/KID, and real images in the reference set
     default_seeds: int
     methods: dict = field(default_factory=dict)      # method -> MethodBudget

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import segma_bench.methods as methods
+from segma_bench.core.errors import UserError
 from segma_bench.evaluation.classification import train
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 from segma_bench.training import RunSpec, load_trained
@@ -12,6 +13,7 @@ from segma_bench.training.run_folder import RunFolder, read_run_metrics
 from segma_bench.training.trackers import make_tracker
 
 from .guards import check_record_replacement
+from .options import SKIPPED
 from .paper_reference import PAPER_TABLES
 from .results import KID_OF_FID, read_record, record_identity, record_path, software_versions, write_record
 from .run_reuse import completed_epochs, find_reusable_run
@@ -21,17 +23,38 @@ def table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
 
-def trained_further(run_dir, record, metric):
+def trained_on_past(run_dir, record, budget_epochs):
+    """True when `run_dir` holds the record's own run, trained on since past the record's length, and that
+    length had reached the budget's: the folder's per-pass test errors up to it equal the record's (a folder
+    retrained from scratch in its place differs, as two runs of one identity can), and it has more passes."""
+    length = record.get("training", {}).get("epochs")
+    recorded = record.get("training", {}).get("test_error_by_epoch")
+    if not isinstance(length, int) or budget_epochs is None or length < budget_epochs or not recorded:
+        return False
+    try:
+        run = read_run_metrics(run_dir)
+    except (OSError, ValueError, KeyError, UserError):
+        return False
+    history = run.get("history", [])
+    return (run.get("epochs_completed", 0) > length and len(history) >= length
+            and [h.get("test_error") for h in history[:length]] == list(recorded[:length]))
+
+
+def trained_further(run_dir, record, metric, budget_epochs=None):
     """True when a stored metric is stale: its run folder now holds other epochs than the checkpoint the
-    metric was computed from, and the metric had not yet reached the cell's budget length. A run trained on
-    past the budget after its cell was evaluated (a 150-pass `comparable` cell whose run went on to 501
-    passes for the `paper` budget) leaves the cell as it is: the budget's number does not drift with the run.
-    `--recompute --force` evaluates the longer run. A deleted run folder keeps the stored results."""
+    metric was computed from. Except where the folder holds the record's own run trained on past the
+    record's length, which had reached the budget's (`budget_epochs`; trained_on_past): a 150-pass
+    `comparable` cell whose run went on to 501 passes for the `paper` budget keeps its numbers, so the
+    budget's number does not drift with the run (`--recompute --force` evaluates the longer run). A deleted
+    run folder keeps the stored results."""
     if not RunFolder(run_dir).metrics.exists():
         return False
     epochs = read_run_metrics(run_dir)["epochs_completed"]
     evaluated = record.get("evaluated_at_epoch", {}).get(metric, epochs)
-    return evaluated != epochs and not (record.get("budget_epochs", 0) <= evaluated < epochs)
+    if evaluated == epochs:
+        return False
+    return not (evaluated == record.get("training", {}).get("epochs")
+                and trained_on_past(run_dir, record, budget_epochs))
 
 
 # What each epoch logged about how it ran (a run's bits depend on it), and the record field it is copied to.
@@ -58,18 +81,55 @@ def lacks_precision_recall(record, run_dir, metric):
     (its checkpoint is no longer the one the FID came from)."""
     if metric not in PRC_OF_FID or set(PRC_OF_FID[metric]) <= set(record.get("metrics", {})):
         return False
-    return (RunFolder(run_dir).checkpoint.is_file()
-            and record.get("evaluated_at_epoch", {}).get(metric) == completed_epochs(run_dir))
+    epochs = completed_epochs(run_dir)  # a record without the field: its metric counts as current (trained_further)
+    return RunFolder(run_dir).checkpoint.is_file() and record.get("evaluated_at_epoch", {}).get(metric, epochs) == epochs
 
 
-def choose_run(spec, data, own_dir, budget, options):
-    """(run folder, reused?): a run with this identity and at least the budget's epochs, found under the
-    runs root, where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
+def metrics_of(metric):
+    """Every record key computed with a table's metric: itself, its KID, its precision and recall."""
+    return wanted_metrics(metric) | set(PRC_OF_FID.get(metric, ()))
+
+
+def drop_other_lengths(record, length, log, cell):
+    """Remove from `record` the metrics evaluated at another training length than `length` (a --force that
+    changed the record's length): a record's numbers all come from one checkpoint, the one it names."""
+    stale = sorted(m for m, epoch in record.get("evaluated_at_epoch", {}).items() if epoch != length)
+    for metric in stale:
+        for key in metrics_of(metric):
+            record.get("metrics", {}).pop(key, None)
+        record["evaluated_at_epoch"].pop(metric)
+        record.get("command_by_metric", {}).pop(metric, None)
+    if stale:
+        log(f"{cell}: dropped {', '.join(stale)} (evaluated at another length than {length} epochs); "
+            f"`reproduce` with their tables evaluates them again")
+
+
+def own_run(record, budget_epochs):
+    """The record's own run folder, where it still holds exactly the record's length and that length reaches
+    the budget's: a missing metric (or precision and recall) is then evaluated from the checkpoint the
+    record's other numbers came from, not from a longer run of the same identity elsewhere."""
+    run_dir, length = record.get("run_dir"), record.get("training", {}).get("epochs")
+    if run_dir and isinstance(length, int) and length >= budget_epochs and completed_epochs(run_dir) == length \
+            and RunFolder(run_dir).checkpoint.is_file():
+        return Path(run_dir)
+    return None
+
+
+def budget_length(spec, data):
+    """The epochs the budget trains this cell for (the spec's, else its recipe's or method's)."""
+    return resolve_protocol(spec, data, methods.get_method(spec.method)).epochs
+
+
+def choose_run(spec, data, own_dir, budget, options, record=None):
+    """(run folder, reused?, budget epochs): the record's own run where it still holds the record's length
+    (own_run); else a run with this identity and at least the budget's epochs, found under the runs root,
+    where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
     resolved = resolve_protocol(spec, data, methods.get_method(spec.method))
-    if budget.reuse_runs:
+    found = own_run(record or {}, resolved.epochs)
+    if found is None and budget.reuse_runs:
         found, _ = find_reusable_run(options.runs_root, resolved.identity(), resolved.epochs)
-        if found is not None:
-            return found, Path(found).resolve() != Path(own_dir).resolve(), resolved.epochs
+    if found is not None:
+        return found, Path(found).resolve() != Path(own_dir).resolve(), resolved.epochs
     return own_dir, False, resolved.epochs
 
 
@@ -84,22 +144,19 @@ def train_logged(spec, run_dir, data, tracker_name):
         tracker.close()
 
 
-SKIPPED = "skipped"  # reproduce_cell's return for a cell --no-train left alone (None otherwise)
-
-
 def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factory, options, log):
     path = record_path(options.results_dir, budget.name, dataset, method, seed)
     record = read_record(path) or {}
     own_dir = Path(options.runs_root) / "reproduce" / budget.name / dataset / method / f"seed{seed}"
     wanted = wanted_metrics(metric)
+    spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
+                   device=options.device, progress=options.progress)
     if (wanted <= set(record.get("metrics", {})) and not options.recompute
-            and not trained_further(record.get("run_dir", own_dir), record, metric)
+            and not trained_further(record.get("run_dir", own_dir), record, metric, budget_length(spec, data))
             and not lacks_precision_recall(record, record.get("run_dir", own_dir), metric)):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
-    spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
-                   device=options.device, progress=options.progress)
-    run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options)
+    run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options, record)
     found = completed_epochs(run_dir)
     if options.no_train and found < budget_epochs:
         where = f"under {options.runs_root}" if budget.reuse_runs else f"in {own_dir}"
@@ -118,6 +175,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     extractor = extractor_factory() if metric != "test_error" else None
     started = time.time()
     metrics, protocol = evaluate(model, data, wanted, budget.fid_samples, extractor, options.cache_dir, seed)
+    drop_other_lengths(record, training["epochs_completed"], log, f"{dataset}/{method}/seed{seed}")
     record.setdefault("metrics", {}).update(metrics)
     record.setdefault("evaluated_at_epoch", {})[metric] = training["epochs_completed"]
     # a record holds several tables' metrics, each computed by its own call; "command" is only the latest
@@ -128,7 +186,7 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
         "run_reused": reused, "budget_epochs": budget_epochs, "data_source": data.source,
         "command": options.command,
         "table_variant": type(model).table_variant,
-        **record_identity(type(model), dataset),  # display name and paper length, for the table
+        **record_identity(type(model), dataset),  # display name and original length, for the table
         **({"plugin": methods.plugin_source(type(model))} if methods.plugin_source(type(model)) else {}),
         "config": {"run": spec.identity(), "method_config": {k: v for k, v in vars(model.config).items()}},
         "training": {"epochs": training["epochs_completed"], "train_seconds": training["train_seconds"],

@@ -26,6 +26,7 @@ import submitit
 from segma_bench.core.devices import gpu_ids, least_busy, resolve_device
 
 from .launch import GridProgress, run_cell_task
+from .options import SKIPPED
 
 POLL_S = {"local": 0.5, "slurm": 30.0}  # a cluster's queue is asked rarely
 DEFAULT_TIMEOUT_MIN = 240
@@ -123,7 +124,7 @@ def run_with_submitit(tasks, launcher, settings, jobs, progress=None):
             for entry in [entry for entry in running if entry[1].done()]:
                 running.remove(entry)
                 outcome = job_outcome(entry[1])
-                if outcome == "skipped":
+                if outcome == SKIPPED:
                     progress.skipped += 1
                 elif outcome:
                     progress.done += 1

@@ -19,7 +19,7 @@ from segma_bench.core.storage import atomic_write_file
 from segma_bench.training.run_folder import METRICS, RunFolder
 
 from .error_curve import per_pass_test_error
-from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
+from .paper_reference import DISPLAY_NAMES, paper_test_error
 
 # What a history record holds besides the loss terms.
 NOT_LOSS_TERMS = {"epoch", "seconds", "threads", "denormals_flushed", "test_error"}
@@ -96,10 +96,9 @@ def paper_lines(curves, paper=None):
     the curves' (method, dataset) pairs that the paper has."""
     if paper is not None:
         return [(paper, f"paper: {paper:.2f}%", None)]
-    table = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
     lines = []
     for method, dataset in sorted({(c.method, c.dataset) for c in curves if c.method}, key=str):
-        value = table.get(method, {}).get(dataset)
+        value = paper_test_error(method, dataset)
         if value is not None:
             lines.append((value, f"paper: {DISPLAY_NAMES.get(method, method)} {value:.2f}%", method))
     return lines

@@ -26,7 +26,7 @@ from pathlib import Path
 from segma_bench.core.devices import device_label, execution_environment, least_busy, resolve_device, worker_devices
 from segma_bench.core.storage import file_lock
 
-from .options import ReproduceOptions
+from .options import SKIPPED, ReproduceOptions
 
 PROGRESS_EVERY_S = 5  # how often the combined progress line is refreshed on a terminal
 PARENT_POLL_S = 2     # how often a worker checks that the `reproduce` process that started it is still there
@@ -114,8 +114,8 @@ class CellTask:
 
 def run_cell_locked(cell, table, budget, data, extractor_factory, options, log):
     """reproduce_cell for one cell, holding the cell's lock: one process at a time trains its run folder
-    and rewrites its record. Returns "skipped" where --no-train left the cell alone, else "done"."""
-    from .cell import SKIPPED, reproduce_cell
+    and rewrites its record. Returns SKIPPED where --no-train left the cell alone, else "done"."""
+    from .cell import reproduce_cell
     from .paper_reference import PAPER_TABLES
     with file_lock(cell_lock_path(options.runs_root, budget.name, cell)):
         outcome = reproduce_cell(cell.method, cell.dataset, cell.seed, budget, PAPER_TABLES[table]["metric"],
@@ -211,7 +211,7 @@ def _process_main(task, parent_pid=None):
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
-    if outcome == "skipped":
+    if outcome == SKIPPED:
         sys.stdout.flush()
         sys.exit(SKIPPED_EXIT)
 
@@ -235,8 +235,9 @@ class GridProgress:
 
     def line(self, now=None):
         elapsed = (now or time.time()) - self.started
-        finished = self.done + self.failed + self.skipped
-        eta = f"ETA {format_minutes(elapsed / finished * (self.total - finished))}" if finished else "ETA ?"
+        finished = self.done + self.failed  # cells skipped by --no-train take no time: not in the rate
+        left = self.total - finished - self.skipped
+        eta = f"ETA {format_minutes(elapsed / finished * left)}" if finished else ("ETA ?" if left else "ETA 0.0 min")
         skipped = f", {self.skipped} skipped (--no-train)" if self.skipped else ""
         return (f"reproduce: {self.done}/{self.total} cells done{skipped}, {self.running} running, {self.failed} "
                 f"failed; {format_minutes(elapsed)} elapsed, {eta}")

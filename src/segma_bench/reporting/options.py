@@ -5,6 +5,8 @@ decided (launch.job_setup) through `dataclasses.replace`, never by mutation."""
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SKIPPED = "skipped"  # a cell's outcome where --no-train left it alone (else "done"; a failure raises)
+
 
 @dataclass(frozen=True)
 class ReproduceOptions:

@@ -5,7 +5,7 @@ JSON is not recomputed (unless --recompute: then every cell is evaluated again, 
 its run folder is not on this machine, as on a fresh clone). Interrupt at any point and run the same
 command again. Budgets that reuse runs evaluate a run folder of the same identity with at least the
 budget's epochs (e.g. a long run made by `train`) instead of training (reporting/run_reuse.py). No record
-is replaced by one from a shorter run, and no table by one with fewer filled cells, without --force."""
+is replaced by one from a run of another length, and no table by one with fewer filled cells, without --force."""
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +30,7 @@ from .launch import (
     run_in_processes,
     threads_per_job,
 )
+from .options import SKIPPED
 from .paper_reference import PAPER_TABLES
 from .results import load_records
 from .tables import render
@@ -98,7 +99,7 @@ def run_cells_here(cells, table, budget, options, log):
     for cell in cells:
         if cell.dataset not in data:
             data = {cell.dataset: load_dataset(cell.dataset, options.data_root, options.cache_dir)}
-        if run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log) == "skipped":
+        if run_cell_locked(cell, table, budget, data[cell.dataset], extractor_factory, options, log) == SKIPPED:
             progress.skipped += 1
         else:
             progress.done += 1

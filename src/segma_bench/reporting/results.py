@@ -40,7 +40,7 @@ def record_identity(method_class, dataset):
     """{"display_name", "paper_epochs"} a record stores for a method, so that its table row renders the same
     with or without the method's plugin loaded. display_name: the class's `display_name`, else the paper's
     name of a built-in (paper_reference.DISPLAY_NAMES), else the registry name. paper_epochs: for a plugin, its
-    class's `paper_epochs(dataset)` (None: the table shows no paper length for it, whatever the dataset
+    class's `paper_epochs(dataset)` (None: the table shows no original length for it, whatever the dataset
     protocol's); for a built-in on the paper's datasets, its own or the dataset protocol's (the SeGMA
     paper's); None on other (toy) datasets."""
     import segma_bench.methods as methods
@@ -66,7 +66,7 @@ def migrate(record):
         import segma_bench.methods as methods  # (version 3 records of cell.py have both)
         if record.get("plugin") is None and method in methods.METHODS:
             identity = record_identity(methods.get_method(method), record.get("dataset"))
-        else:  # a plugin's record made before records kept its names: no paper length is known
+        else:  # a plugin's record made before records kept its names: no original length is known
             identity = {"display_name": method, "paper_epochs": None}
         record = {**identity, **record}
     record["schema_version"] = SCHEMA_VERSION

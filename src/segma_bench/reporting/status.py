@@ -15,11 +15,10 @@ from segma_bench.core.json_files import read_json_file
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
 from .long_runs import load_statistics
 from .long_runs import table_note as long_run_note
-from .paper_reference import DISPLAY_NAMES, PAPER_TABLES
+from .paper_reference import DISPLAY_NAMES, PAPER_TABLES, paper_test_error
 from .results import aggregate, load_records
 from .tables import DATASET_TITLES, LONG_RUN_STATISTICS, format_value
 
-TEST_ERROR_PAPER = {method: values for (_, method), values in PAPER_TABLES[2]["rows"]}
 METRIC_TITLES = {"test_error": "test error %", "sample_fid": "sample FID", "interpolation_fid": "interpolation FID"}
 
 
@@ -68,7 +67,7 @@ def long_run_lines(results_dir):
         if not isinstance(run, dict) or run.get("test_error") is None or not {"epochs_completed", "method", "dataset",
                                                                               "seed"} <= set(run):
             continue
-        reference = TEST_ERROR_PAPER.get(run["method"], {}).get(run["dataset"])
+        reference = paper_test_error(run["method"], run["dataset"])
         lines.append(f"| {DISPLAY_NAMES.get(run['method'], run['method'])} | {DATASET_TITLES.get(run['dataset'])} | "
                      f"{run['seed']} | {epochs_text(run)} | {100 * run['test_error']:.2f} | "
                      f"{'—' if reference is None else f'{reference:.2f}'} | [{path.stem}]({path.with_suffix('.md').name}) |")

@@ -138,11 +138,16 @@ LABELED_SET_WORDS = {"first": "the first training images, the same set for every
 def labeled_set_note(records, dataset):
     """A line where the rows of a column train on different labeled sets (the `labeled_subset` of their runs):
     then a difference between rows, and a significance marker, is the method's and its labeled set's together."""
+    from segma_bench.training import RunSpec
     by_subset = {}
     for record in records:
-        subset = record.get("config", {}).get("run", {}).get("labeled_subset")
-        if subset:
-            by_subset.setdefault(subset, set()).add(record.get("display_name") or DISPLAY_NAMES.get(record["method"],
+        if record.get("table_variant") == "unsupervised":
+            continue  # trained without labels: its labeled set plays no part
+        run = record.get("config", {}).get("run")
+        if not isinstance(run, dict):
+            continue
+        subset = run.get("labeled_subset") or RunSpec.IDENTITY_DEFAULTS.get("labeled_subset", "balanced")
+        by_subset.setdefault(subset, set()).add(record.get("display_name") or DISPLAY_NAMES.get(record["method"],
                                                                                                  record["method"]))
     if len(by_subset) < 2:
         return []
@@ -169,8 +174,8 @@ def training_length_note(records, dataset):
         if reused:
             text += f" [runs reused: {', '.join(f'`{r}`' for r in reused)}]"
         parts.append(text)
-    return ("training length in epochs, ours (the original code's, as its authors released it; the paper states "
-            "none): " + "; ".join(parts))
+    return ("training length in epochs, ours (the original code's epoch count, as its authors released it; the "
+            "paper states none; the SeGMA authors' loop makes one pass more than its count): " + "; ".join(parts))
 
 
 def extra_rows(frame, paper_methods):
@@ -247,7 +252,7 @@ def protocol_notes(table, frame, budget, datasets):
 def planned_training(budget, method, dataset):
     """What `budget` trains for `method` on `dataset`, in words (reporting/budgets.py)."""
     settings = budget.run_settings(method, dataset)
-    parts = [f"{settings['epochs']} epochs" if settings["epochs"] else "the length its recipe or the paper sets"]
+    parts = [f"{settings['epochs']} epochs" if settings["epochs"] else "the length its recipe or its original code sets"]
     parts += [f"recipe {settings['recipe']}"] if settings["recipe"] else []
     parts += [f"{k}={v}" for k, v in sorted(settings["overrides"].items())]
     return ", ".join(parts)
@@ -323,7 +328,7 @@ def footnote_commands(table, budget, results_dir, frame, datasets, all_datasets)
     loads = plugin_loads(records)
     prefix = f"SEGMA_PLUGINS={shlex.quote(':'.join(loads))} " if loads else ""  # the command must load them to re-run
     # cells evaluated from runs that `train` made, with --no-train: the command must not train them instead
-    no_train = any("--no-train" in (r.get("command_by_metric", {}).get(metric) or r.get("command") or "").split()
+    no_train = bool(records) and all("--no-train" in (r.get("command_by_metric", {}).get(metric) or r.get("command") or "").split()
                    for r in records)
     reproduce = " ".join([f"{prefix}python cli.py reproduce --table {table} --budget {budget}", *method_options,
                           *seed_options, *(f"--dataset {d}" for d in datasets), *dir_options,
