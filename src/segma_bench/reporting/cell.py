@@ -4,7 +4,6 @@ import time
 from pathlib import Path
 
 import segma_bench.methods as methods
-from segma_bench.core.errors import UserError
 from segma_bench.evaluation.classification import train
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 from segma_bench.training import RunSpec, load_trained
@@ -23,17 +22,14 @@ def table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
 
-def trained_on_past(run_dir, record, budget_epochs):
+def trained_on_past(run, record, budget_epochs):
     """True when `run_dir` holds the record's own run, trained on since past the record's length, and that
     length had reached the budget's: the folder's per-pass test errors up to it equal the record's (a folder
-    retrained from scratch in its place differs, as two runs of one identity can), and it has more passes."""
+    retrained from scratch in its place differs, as two runs of one identity can), and it has more passes.
+    `run`: the folder's metrics.json, as read_run_metrics returns it."""
     length = record.get("training", {}).get("epochs")
     recorded = record.get("training", {}).get("test_error_by_epoch")
     if not isinstance(length, int) or budget_epochs is None or length < budget_epochs or not recorded:
-        return False
-    try:
-        run = read_run_metrics(run_dir)
-    except (OSError, ValueError, KeyError, UserError):
         return False
     history = run.get("history", [])
     return (run.get("epochs_completed", 0) > length and len(history) >= length
@@ -49,12 +45,12 @@ def trained_further(run_dir, record, metric, budget_epochs=None):
     run folder keeps the stored results."""
     if not RunFolder(run_dir).metrics.exists():
         return False
-    epochs = read_run_metrics(run_dir)["epochs_completed"]
+    run = read_run_metrics(run_dir)
+    epochs = run["epochs_completed"]
     evaluated = record.get("evaluated_at_epoch", {}).get(metric, epochs)
     if evaluated == epochs:
         return False
-    return not (evaluated == record.get("training", {}).get("epochs")
-                and trained_on_past(run_dir, record, budget_epochs))
+    return not (evaluated == record.get("training", {}).get("epochs") and trained_on_past(run, record, budget_epochs))
 
 
 # What each epoch logged about how it ran (a run's bits depend on it), and the record field it is copied to.
@@ -115,16 +111,11 @@ def own_run(record, budget_epochs):
     return None
 
 
-def budget_length(spec, data):
-    """The epochs the budget trains this cell for (the spec's, else its recipe's or method's)."""
-    return resolve_protocol(spec, data, methods.get_method(spec.method)).epochs
-
-
-def choose_run(spec, data, own_dir, budget, options, record=None):
+def choose_run(resolved, own_dir, budget, options, record=None):
     """(run folder, reused?, budget epochs): the record's own run where it still holds the record's length
     (own_run); else a run with this identity and at least the budget's epochs, found under the runs root,
-    where the budget reuses runs; else the budget's own folder (trained or resumed there)."""
-    resolved = resolve_protocol(spec, data, methods.get_method(spec.method))
+    where the budget reuses runs; else the budget's own folder (trained or resumed there). `resolved`: the
+    cell's RunSpec with its protocol resolved (training/loop.py resolve_protocol)."""
     found = own_run(record or {}, resolved.epochs)
     if found is None and budget.reuse_runs:
         found, _ = find_reusable_run(options.runs_root, resolved.identity(), resolved.epochs)
@@ -151,12 +142,13 @@ def reproduce_cell(method, dataset, seed, budget, metric, data, extractor_factor
     wanted = wanted_metrics(metric)
     spec = RunSpec(method=method, dataset=dataset, seed=seed, **budget.run_settings(method, dataset),
                    device=options.device, progress=options.progress)
+    resolved = resolve_protocol(spec, data, methods.get_method(spec.method))  # the budget's length for this cell
     if (wanted <= set(record.get("metrics", {})) and not options.recompute
-            and not trained_further(record.get("run_dir", own_dir), record, metric, budget_length(spec, data))
+            and not trained_further(record.get("run_dir", own_dir), record, metric, resolved.epochs)
             and not lacks_precision_recall(record, record.get("run_dir", own_dir), metric)):
         log(f"{dataset}/{method}/seed{seed}: {metric} already in {path}")
         return
-    run_dir, reused, budget_epochs = choose_run(spec, data, own_dir, budget, options, record)
+    run_dir, reused, budget_epochs = choose_run(resolved, own_dir, budget, options, record)
     found = completed_epochs(run_dir)
     if options.no_train and found < budget_epochs:
         where = f"under {options.runs_root}" if budget.reuse_runs else f"in {own_dir}"

@@ -40,6 +40,11 @@ DATASETS = ("mnist", "svhn", "celeba")
 DISPLAY_NAMES = {"m1m2": "M1+M2", "adgm": "ADGM", "segma": "SeGMA", "segma-unsup": "SeGMA unsup.", "cwae": "CWAE"}
 
 
+def paper_value(table, method, dataset):
+    """The paper's value in Table `table` for `method` on `dataset`, None where its table has none."""
+    return next((values.get(dataset) for (_, name), values in PAPER_TABLES[table]["rows"] if name == method), None)
+
+
 def paper_test_error(method, dataset):
     """Table II's test error (%) of `method` on `dataset`, None where the paper's table has none."""
-    return next((values.get(dataset) for (_, name), values in PAPER_TABLES[2]["rows"] if name == method), None)
+    return paper_value(2, method, dataset)

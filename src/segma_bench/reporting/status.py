@@ -15,7 +15,7 @@ from segma_bench.core.json_files import read_json_file
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
 from .long_runs import load_statistics
 from .long_runs import table_note as long_run_note
-from .paper_reference import DISPLAY_NAMES, PAPER_TABLES, paper_test_error
+from .paper_reference import DISPLAY_NAMES, PAPER_TABLES, paper_test_error, paper_value
 from .results import aggregate, load_records
 from .tables import DATASET_TITLES, LONG_RUN_STATISTICS, format_value
 
@@ -165,7 +165,7 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
         cells = []
         for dataset in datasets:
             for table, metric in columns:
-                paper = _paper_value(table, method, dataset)
+                paper = paper_value(table, method, dataset)
                 if paper is None and method not in _table_methods(table):
                     cells.append("—")  # the paper's table has no such row
                     continue
@@ -192,12 +192,6 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
 def _table_methods(table):
     return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
-
-def _paper_value(table, method, dataset):
-    for (_, row_method), paper in PAPER_TABLES[table]["rows"]:
-        if row_method == method:
-            return paper.get(dataset)
-    return None
 
 
 def update_readme_headline(readme_path, results_dir="results"):
