@@ -208,3 +208,46 @@ def test_the_papers_value_defaults_from_the_reference_table_for_the_runs_method(
                                      "--out", str(tmp_path / "mixed.md")])
     assert mixed.exit_code == 1 and "give it with --paper" in mixed.output
     assert not (tmp_path / "mixed.md").exists()
+
+
+def own_recipe_record(seed, errors, recipe="maaloe-code", method="adgm"):
+    return {**record(errors), "epochs_planned": 1000, "config": {"run": {
+        "method": method, "dataset": "mnist", "seed": seed, "recipe": recipe, "labeled_subset": "balanced",
+        "overrides": {}}}}
+
+
+def test_a_recipe_summary_is_the_mean_and_std_of_last_passes_of_one_protocol():
+    from segma_bench.reporting.long_runs import recipe_runs_summary
+    summary = recipe_runs_summary([("a", own_recipe_record(0, [0.3, 0.02, 0.04])),
+                                   ("b", own_recipe_record(1, [0.3, 0.06]))])
+    assert summary["n"] == 2 and summary["mean_last"] == pytest.approx(0.05)  # last passes, not the best (0.02)
+    assert summary["std_last"] == pytest.approx(0.0141421356) and summary["recipe"] == "maaloe-code"
+    assert [(r["seed"], r["passes"], r["planned"]) for r in summary["runs"]] == [(0, 3, 1000), (1, 2, 1000)]
+    assert recipe_runs_summary([("a", own_recipe_record(0, [0.1]))])["std_last"] is None
+    with pytest.raises(BadValueError, match="not runs of one protocol"):
+        recipe_runs_summary([("a", own_recipe_record(0, [0.1])), ("b", own_recipe_record(1, [0.1], recipe=""))])
+    with pytest.raises(BadValueError, match="no `config.run`"):
+        recipe_runs_summary([("a", record([0.1]))])
+
+
+def test_table_two_shows_a_baselines_own_recipe_as_its_own_row_at_paper_comparable_budgets(tmp_path, monkeypatch):
+    from segma_bench.reporting import tables
+    from test_tables import write_cell
+    monkeypatch.setattr(tables, "OWN_RECIPE_RECORDS", {(2, "mnist"): {"adgm": ("a0.json", "a1.json", "absent.json")}})
+    (tmp_path / "a0.json").write_text(json.dumps(own_recipe_record(0, [0.3, 0.04])))
+    (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.3, 0.2, 0.05])))
+    for budget in ("comparable", "quick", "paper"):
+        for method in ("adgm", "segma"):
+            write_cell(tmp_path, method, "mnist", 0, {"test_error": 0.10}, budget=budget)
+    lines = tables.render(2, tmp_path, "comparable", {"segma", "adgm"}).splitlines()
+    rows = [line for line in lines if line.startswith("| semi-supervised")]
+    assert [row.split("|")[2].strip() for row in rows] == ["M1+M2", "ADGM", "ADGM, `maaloe-code` §", "SeGMA"]
+    assert "| 4.50 ± 0.71 (n=2) " in rows[2] and "| 4.10 " in rows[2] and "| +0.40 " in rows[2]
+    note = "\n".join(lines)
+    assert "seed 0 ([a0.md](a0.md)), 2 of 1000 planned passes: 4.00%" in note
+    assert "seed 1 ([a1.md](a1.md)), 3 of 1000 planned passes: 5.00%" in note
+    assert "`maaloe-code` §" not in tables.render(2, tmp_path, "quick", {"segma", "adgm"})  # not comparable
+    assert "`maaloe-code` §" not in tables.render(2, tmp_path, "paper", {"segma", "adgm"})  # its own recipe already
+    (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.05], method="m1m2")))
+    with pytest.raises(BadValueError, match="not runs of one protocol"):
+        tables.render(2, tmp_path, "comparable", {"segma", "adgm"})

@@ -4,6 +4,7 @@ The SeGMA paper gives 12.7% MNIST test error without saying which statistic it i
 logs the test error after every pass and selects nothing. So for each run: the last pass's error, the best
 pass's error and where it was; across runs: the mean ± std (ddof=1) of the last-pass errors, the mean of
 the best-pass errors, and the best run by either. Each beside the paper's value."""
+import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -209,3 +210,30 @@ def table_note(data, source):
             + (f"reaching the paper's {_pct(paper)}%: {'; '.join(reached)}." if reached
                else f"none of these reaches the paper's {_pct(paper)}%.")
             + (f" Still training ({', '.join(short)} of {planned}): not final." if short else ""))
+
+
+def recipe_runs_summary(labelled_records):
+    """[(label, record)] of `report` records (runs of one method with one recipe, e.g. a baseline's own authors'
+    recipe) -> their identity and the mean ± std (ddof=1; None for one run) of their last-pass test errors, for a
+    table row of their own. Refuses (one line) records of different methods, datasets, recipes, labeled sets or
+    settings: a mean over them would mix protocols."""
+    identities, stats, seeds, planned = set(), [], [], []
+    for label, record in labelled_records:
+        run = (record.get("config") or {}).get("run") if isinstance(record, dict) else None
+        if not isinstance(run, dict):
+            raise BadValueError(f"{label}: the record has no `config.run` (remake it with `python cli.py report`)")
+        identities.add((run.get("method"), run.get("dataset"), run.get("recipe"), run.get("labeled_subset"),
+                        json.dumps(run.get("overrides") or {}, sort_keys=True)))
+        stats.append(run_statistics(RunCurve.from_record(label, record)))
+        seeds.append(run.get("seed"))
+        planned.append(record.get("epochs_planned"))
+    if len(identities) != 1:
+        raise BadValueError("the records " + ", ".join(label for label, _ in labelled_records)
+                            + " are not runs of one protocol (method, dataset, recipe, labeled set, settings)")
+    method, dataset, recipe, labeled_subset, overrides = identities.pop()
+    last = [s.last_error for s in stats]
+    return {"method": method, "dataset": dataset, "recipe": recipe, "labeled_subset": labeled_subset,
+            "overrides": json.loads(overrides), "n": len(stats), "mean_last": statistics.fmean(last),
+            "std_last": statistics.stdev(last) if len(last) > 1 else None,
+            "runs": [{"label": s.label, "seed": seed, "passes": s.passes, "planned": plan, "last_error": s.last_error}
+                     for s, seed, plan in zip(stats, seeds, planned)]}

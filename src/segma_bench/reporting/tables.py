@@ -9,10 +9,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from segma_bench.core.errors import BadValueError
+from segma_bench.core.json_files import read_json_file
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 
 from .budgets import BUDGETS
-from .long_runs import load_statistics
+from .long_runs import load_statistics, recipe_runs_summary
 from .long_runs import table_note as long_run_note
 from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
 from .results import KID_OF_FID, aggregate, load_records
@@ -26,6 +28,14 @@ PAPER_FID_SAMPLES = 10000
 # (table, dataset) -> file in the results folder. The 501-pass SeGMA runs are the paper's own length, so the
 # paper-comparable tables show them whatever budget their SeGMA row has.
 LONG_RUN_STATISTICS = {(2, "mnist"): "segma_mnist_501.json"}
+# Baselines trained with their own authors' recipe, as long runs of their own (`train`, then `report`'s records
+# in the results folder). At a paper-comparable budget that trains them otherwise, Table II shows them as rows of
+# their own under the budget's row, so that no baseline in the headline table is weaker than its own code makes
+# it. (table, dataset) -> {method: the records' file names, one per seed; those present are shown}.
+OWN_RECIPE_RECORDS = {(2, "mnist"): {
+    "m1m2": ("m1m2_mnist_kingma_code_m1_1000.json", "m1m2_mnist_kingma_code_m1_1000_seed1.json"),
+    "adgm": ("adgm_mnist_maaloe_code.json", "adgm_mnist_maaloe_code_seed1.json")}}
+OWN_RECIPE_MARK = "§"
 
 
 def format_value(mean, std, n, scale=1.0, with_n=True):
@@ -343,6 +353,76 @@ def footnote_commands(table, budget, results_dir, frame, datasets, all_datasets)
             f"in `{shown or DEFAULT_RESULTS_DIR}/runs/{budget}/` by `{again}`.")
 
 
+def own_recipe_runs(table, results_dir, budget, datasets):
+    """{method: {dataset: long_runs.recipe_runs_summary}} of the OWN_RECIPE_RECORDS present in results_dir, at
+    the paper-comparable budgets whose own recipe for the method is another one."""
+    if budget not in BUDGETS or not BUDGETS[budget].paper_comparable:
+        return {}
+    found = {}
+    for dataset in datasets:
+        for method, names in OWN_RECIPE_RECORDS.get((table, dataset), {}).items():
+            paths = [Path(results_dir) / name for name in names if (Path(results_dir) / name).is_file()]
+            if not paths:
+                continue
+            summary = recipe_runs_summary([(path.stem, read_json_file(path)) for path in paths])
+            if (summary["method"], summary["dataset"]) != (method, dataset):
+                raise BadValueError(f"{paths[0]}: a record of {summary['method']} on {summary['dataset']}, listed "
+                                    f"for {method} on {dataset} (reporting/tables.py OWN_RECIPE_RECORDS)")
+            if summary["recipe"] != BUDGETS[budget].run_settings(method, dataset)["recipe"]:
+                found.setdefault(method, {})[dataset] = summary
+    return found
+
+
+def own_recipe_rows(table, runs, datasets, names):
+    """{method: its row} for own_recipe_runs: the last pass's test error, mean ± std over runs, beside the
+    paper's value for the method."""
+    spec = PAPER_TABLES[table]
+    paper = {method: values for (_, method), values in spec["rows"]}
+    variants = {method: variant for (variant, method), _ in spec["rows"]}
+    rows = {}
+    for method, by_dataset in runs.items():
+        recipes = "`/`".join(sorted({summary["recipe"] for summary in by_dataset.values()}))
+        row = [variants.get(method, ""), f"{names.get(method) or DISPLAY_NAMES.get(method, method)}, `{recipes}` "
+               f"{OWN_RECIPE_MARK}"]
+        for dataset in datasets:
+            summary, reference = by_dataset.get(dataset), paper.get(method, {}).get(dataset)
+            std = math.nan if summary is None or summary["std_last"] is None else summary["std_last"]
+            ours = "" if summary is None else format_value(summary["mean_last"], std, summary["n"], 100.0)
+            row += [ours, "—" if reference is None else f"{reference:.2f}",
+                    "" if summary is None or reference is None else f"{100 * summary['mean_last'] - reference:+.2f}"]
+            row += ["", ""] if spec["metric"] in KID_OF_FID else []
+        rows[method] = row
+    return rows
+
+
+def own_recipe_notes(runs, names):
+    """The footnote of the own-recipe rows: what they are, and each run with its length and record."""
+    lines = []
+    for method, by_dataset in runs.items():
+        for dataset, summary in by_dataset.items():
+            each = "; ".join(f"seed {run['seed']} ([{run['label']}.md]({run['label']}.md)), {run['passes']}"
+                             + (f" of {run['planned']} planned" if run["planned"] else "")
+                             + f" passes: {100 * run['last_error']:.2f}%" for run in summary["runs"])
+            settings = ", ".join(f"{key}={value}" for key, value in summary["overrides"].items()) or "none"
+            lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, "
+                         f"{names.get(method) or DISPLAY_NAMES.get(method, method)} with `{summary['recipe']}` "
+                         f"(labeled set: {summary['labeled_subset']}; settings: {settings}): {each}.")
+    if not lines:
+        return []
+    return ["", f"{OWN_RECIPE_MARK} The baseline with its own authors' recipe (docs/baselines.md), a row of its own: "
+                "long runs made by `train` (records by `report`, in this folder), each trained for the length "
+                "given here, not for this budget's; ours is the last pass's test error, mean ± std over runs "
+                "(n = runs). These rows are not in the significance tests.", *lines]
+
+
+def insert_rows_after(rows, row_methods, extra):
+    """rows (one per method of row_methods, in order) with extra[method] placed right after its method's row."""
+    out = []
+    for method, row in zip(row_methods, rows):
+        out += [row] + ([extra[method]] if method in extra else [])
+    return out
+
+
 def long_run_notes(table, results_dir, budget, datasets):
     """Footnote lines quoting the long-run statistics files of this table's datasets (paper-comparable budgets)."""
     if budget in BUDGETS and not BUDGETS[budget].paper_comparable:
@@ -378,8 +458,11 @@ def render(table, results_dir, budget, methods_available, datasets=None):
         headers += [f"{name} {'FID ' if kid else ''}ours", f"{name} paper", "Δ"]
         headers += [f"{name} KID × 10³ ours", f"{name} P / R ours"] if kid else []
     names = display_names(frame["record"]) if not frame.empty else {}
-    body = tabulate(table_rows(table, stats, methods_available, extra, datasets, cell_markers(tests), names), headers=headers,
-                    tablefmt="github", disable_numparse=True)  # keep our formatting (12.70, +0.30)
+    rows = table_rows(table, stats, methods_available, extra, datasets, cell_markers(tests), names)
+    own_recipe = own_recipe_runs(table, results_dir, budget, datasets)
+    row_methods = [method for (_, method), _ in PAPER_TABLES[table]["rows"]] + list(extra)
+    rows = insert_rows_after(rows, row_methods, own_recipe_rows(table, own_recipe, datasets, names))
+    body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)  # keep our formatting (12.70, +0.30)
     lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
              "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
              "Paper: the SeGMA paper's published value (reporting/paper_reference.py); the paper reports no KID. "
@@ -387,6 +470,7 @@ def render(table, results_dir, budget, methods_available, datasets=None):
              "`n/a`: the method cannot give this metric (no classifier).",
              "", "Protocol:", *protocol_notes(table, frame, budget, datasets)]
     lines += precision_recall_notes(table, frame, datasets)
+    lines += own_recipe_notes(own_recipe, names)
     lines += long_run_notes(table, results_dir, budget, datasets)
     lines += significance_footnote(tests, {**DISPLAY_NAMES, **names}, DATASET_TITLES)
     if not frame.empty:
