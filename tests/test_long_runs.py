@@ -251,3 +251,27 @@ def test_table_two_shows_a_baselines_own_recipe_as_its_own_row_at_paper_comparab
     (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.05], method="m1m2")))
     with pytest.raises(BadValueError, match="not runs of one protocol"):
         tables.render(2, tmp_path, "comparable", {"segma", "adgm"})
+
+
+def test_a_report_up_to_a_pass_is_the_record_as_it_stood_then(tmp_path, fake_data):
+    """A run that trained on past its record stays repeatable: `report --up-to-pass N` cuts the history at N."""
+    from segma_bench.evaluation.classification import train
+    from segma_bench.reporting.run_report import write_run_report
+    from segma_bench.training import RunSpec
+    train(RunSpec(method="segma", dataset="fake", epochs=3, progress=False, overrides={"hidden": (8,)}),
+          tmp_path / "run", data=fake_data)
+    full = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    path, text = write_run_report(tmp_path / "run", tmp_path / "r.md", "cmd", up_to_pass=2)
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert [h["epoch"] for h in saved["history"]] == [1, 2] and saved["epochs_completed"] == 2
+    assert saved["history"] == full["history"][:2] and saved["epochs_planned"] == 3
+    assert saved["test_error"] == full["history"][1]["test_error"]  # pass 2's, not the folder's last
+    assert saved["train_seconds"] == pytest.approx(sum(h["seconds"] for h in full["history"][:2]), abs=0.1)
+    assert "2 of 3 planned epochs" in text and "the record stops at pass 2" in text
+    from segma_bench.reporting.status import epochs_text
+    assert epochs_text(saved) == "2 (cut)" and epochs_text(full) == "3"  # not shown as a run still training
+    with pytest.raises(BadValueError, match="between 1 and 3"):
+        write_run_report(tmp_path / "run", tmp_path / "r.md", "cmd", up_to_pass=4)
+    result = CliRunner().invoke(cli, ["report", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "s.md"),
+                                      "--up-to-pass", "9"])
+    assert result.exit_code != 0 and "between 1 and 3" in result.output and not (tmp_path / "s.md").exists()

@@ -355,15 +355,17 @@ def confusion(run_dir, seed, data_root, cache_dir, device):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=writable_file,
               help="Markdown file; its .json twin gets a copy of the run's metrics.json.")
 @click.option("--force", is_flag=True, help="Replace an existing report (and its .json twin) at --out.")
+@click.option("--up-to-pass", type=click.IntRange(min=1), default=None,
+              help="The record as it stood after this pass (a run that has trained on since).")
 @user_errors
-def report(run_dir, out, force):
+def report(run_dir, out, force, up_to_pass):
     """Write a run's per-epoch training record (test error, loss, time) as markdown and JSON."""
     from segma_bench.reporting.run_report import write_run_report
     if Path(out).with_suffix(".json") == Path(out):  # the markdown would be overwritten by its own JSON twin
         raise click.BadParameter(f"{out}: the report's markdown and its .json twin would be the same file; name "
                                  "the markdown with another suffix, e.g. .md", param_hint="--out")
     refuse_overwrite([Path(out), Path(out).with_suffix(".json")], force, "a training record")
-    path, text = write_run_report(run_dir, out, invocation())
+    path, text = write_run_report(run_dir, out, invocation(), up_to_pass)
     click.echo(text)
     click.echo(f"written to {path} and {path.with_suffix('.json')}")
 

@@ -27,10 +27,23 @@ def train_command(run, epochs, run_dir):
             + (f" --labeled {labeled}" if labeled != implied else "") + f"{overrides} --run-dir {run_dir}")
 
 
-def render_run_report(run_dir, command):
+def metrics_up_to(metrics, last_pass):
+    """The run's metrics as they stood after pass `last_pass` (its history up to there, the training seconds of
+    those passes): a record of a run that has since trained on stays repeatable. None: all of them."""
+    if last_pass is None:
+        return metrics
+    done = metrics["epochs_completed"]
+    if not 1 <= last_pass <= done:
+        raise BadValueError(f"the run has {done} passes; --up-to-pass must be between 1 and {done}")
+    history = [h for h in metrics["history"] if h["epoch"] <= last_pass]
+    return {**metrics, "history": history, "epochs_completed": last_pass, "test_error": history[-1].get("test_error"),
+            "train_seconds": round(sum(h["seconds"] for h in history), 1), "up_to_pass": last_pass}
+
+
+def render_run_report(run_dir, command, up_to_pass=None):
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    metrics = read_run_metrics(run_dir)
+    metrics = metrics_up_to(read_run_metrics(run_dir), up_to_pass)
     run = config["run"]
     history = metrics["history"]
     rows = [[h["epoch"], "—" if h.get("test_error") is None else f"{100 * h['test_error']:.2f}",
@@ -38,7 +51,8 @@ def render_run_report(run_dir, command):
     best = min((h for h in history if h.get("test_error") is not None), key=lambda h: h["test_error"], default=None)
     lines = [f"# {run['method']} on {run['dataset']}, seed {run['seed']}: training record", "",
              f"Run folder `{run_dir}`; {metrics['epochs_completed']} of {metrics['epochs_planned']} planned epochs; "
-             f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it.",
+             f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it"
+             + (f" (the record stops at pass {up_to_pass}; the folder trained on)." if up_to_pass else "."),
              f"Recipe: {run.get('recipe') or 'none'}; labeled subset: {run.get('labeled_subset', 'balanced')}; "
              f"settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
              "docs/protocol.md); versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", ""]
@@ -62,8 +76,8 @@ def record_of(run_dir, metrics, command):
             "train_command": train_command(config["run"], metrics["epochs_planned"], run_dir)}
 
 
-def write_run_report(run_dir, out_markdown, command):
-    text, metrics = render_run_report(run_dir, command)
+def write_run_report(run_dir, out_markdown, command, up_to_pass=None):
+    text, metrics = render_run_report(run_dir, command, up_to_pass)
     out_markdown = Path(out_markdown)
     atomic_write_text(out_markdown, text)
     atomic_write_json(out_markdown.with_suffix(".json"), record_of(Path(run_dir), metrics, command))

@@ -75,8 +75,11 @@ def long_run_lines(results_dir):
 
 
 def epochs_text(run):
-    """'150', or '41 of 501' for a run short of its planned length (stopped, or still training)."""
+    """'150', or '41 of 501' for a run short of its planned length (stopped, or still training), or '150 (cut)'
+    for a record cut at a pass of a run that trained on (`report --up-to-pass`)."""
     done, planned = run["epochs_completed"], run.get("epochs_planned")
+    if run.get("up_to_pass"):
+        return f"{done} (cut)"
     return f"{done} of {planned}" if isinstance(planned, int) and planned > done else f"{done}"
 
 
@@ -123,7 +126,8 @@ def render_status(results_dir="results"):
         lines += ["None yet: no records of a paper-comparable budget are committed "
                   "(`python cli.py reproduce --table N --budget comparable --dataset mnist` makes them)."]
     lines += ["", "## Single long training runs: test error after the last epoch so far (full test set, 100 labels; "
-              "'41 of 501': short of its planned 501, stopped or still training; each record's command resumes it)", "",
+              "'41 of 501': short of its planned 501, stopped or still training; each record's command resumes it; "
+              "'(cut)': the record stops at that pass of a run that trained on)", "",
               "One seed each; each record names its settings (some are ablations) and the command that made it.", "",
               "| model | dataset | seed | epochs | test error % | paper | record |", "|---|---|---|---|---|---|---|",
               *long_run_lines(results_dir),
