@@ -222,35 +222,81 @@ def test_a_recipe_summary_is_the_mean_and_std_of_last_passes_of_one_protocol():
                                    ("b", own_recipe_record(1, [0.3, 0.06]))])
     assert summary["n"] == 2 and summary["mean_last"] == pytest.approx(0.05)  # last passes, not the best (0.02)
     assert summary["std_last"] == pytest.approx(0.0141421356) and summary["recipe"] == "maaloe-code"
-    assert [(r["seed"], r["passes"], r["planned"]) for r in summary["runs"]] == [(0, 3, 1000), (1, 2, 1000)]
+    assert [(r["seed"], r["passes"], r["planned"], r["best_pass"]) for r in summary["runs"]] == [(0, 3, 1000, 2),
+                                                                                               (1, 2, 1000, 2)]
     assert recipe_runs_summary([("a", own_recipe_record(0, [0.1]))])["std_last"] is None
     with pytest.raises(BadValueError, match="not runs of one protocol"):
         recipe_runs_summary([("a", own_recipe_record(0, [0.1])), ("b", own_recipe_record(1, [0.1], recipe=""))])
     with pytest.raises(BadValueError, match="no `config.run`"):
         recipe_runs_summary([("a", record([0.1]))])
+    counted = [own_recipe_record(seed, [0.1]) for seed in (0, 1, 2)]
+    counted[0]["config"]["run"]["num_labeled"] = 100  # a record rebuilt from its command does not state it
+    counted[1]["config"]["run"]["num_labeled"] = 100
+    assert recipe_runs_summary([("a", counted[0]), ("b", counted[1]), ("c", counted[2])])["n"] == 3
+    counted[2]["config"]["run"]["num_labeled"] = 1000
+    with pytest.raises(BadValueError, match="number of labels"):
+        recipe_runs_summary([("a", counted[0]), ("c", counted[2])])
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("config",), [1], "no `config.run`"), (("config", "run"), "x", "no `config.run`"),
+    (("config", "run", "recipe"), ["a"], "malformed recipe"), (("config", "run", "method"), {"a": 1}, "malformed method"),
+    (("config", "run", "overrides"), [1], "malformed overrides"), (("config", "run", "num_labeled"), "100", "num_labeled"),
+    (("history",), "x", "not a list"), (("history",), [{"epoch": 1, "test_error": 7}], "not a finite fraction")])
+def test_a_malformed_own_recipe_record_is_refused_in_one_line(path, value, message):
+    from segma_bench.reporting.long_runs import recipe_runs_summary
+    bad = own_recipe_record(0, [0.1])
+    target = bad
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(BadValueError, match=message):
+        recipe_runs_summary([("a", bad)])
 
 
 def test_table_two_shows_a_baselines_own_recipe_as_its_own_row_at_paper_comparable_budgets(tmp_path, monkeypatch):
     from segma_bench.reporting import tables
-    from test_tables import write_cell
+    from test_tables import PLUGIN, write_cell
     monkeypatch.setattr(tables, "OWN_RECIPE_RECORDS", {(2, "mnist"): {"adgm": ("a0.json", "a1.json", "absent.json")}})
     (tmp_path / "a0.json").write_text(json.dumps(own_recipe_record(0, [0.3, 0.04])))
     (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.3, 0.2, 0.05])))
     for budget in ("comparable", "quick", "paper"):
-        for method in ("adgm", "segma"):
-            write_cell(tmp_path, method, "mnist", 0, {"test_error": 0.10}, budget=budget)
+        for method in ("adgm", "segma", "my-plugin"):  # a method beyond the paper's rows: its row stays its own
+            write_cell(tmp_path, method, "mnist", 0, {"test_error": 0.10}, budget=budget,
+                       **(PLUGIN if method == "my-plugin" else {}))
+        write_cell(tmp_path, "segma", "svhn", 0, {"test_error": 0.20}, budget=budget)
     lines = tables.render(2, tmp_path, "comparable", {"segma", "adgm"}).splitlines()
     rows = [line for line in lines if line.startswith("| semi-supervised")]
     assert [row.split("|")[2].strip() for row in rows] == ["M1+M2", "ADGM", "ADGM, `maaloe-code` §", "SeGMA"]
-    assert "| 4.50 ± 0.71 (n=2) " in rows[2] and "| 4.10 " in rows[2] and "| +0.40 " in rows[2]
+    assert "my-plugin" in lines[lines.index(rows[-1]) + 1]  # after the paper's rows, not displaced
+    cells = [cell.strip() for cell in rows[2].split("|")]
+    assert cells[3:9] == ["4.50 ± 0.71 (n=2)", "4.10", "+0.40", "—", "41.20", ""]  # no SVHN run: a dash
     note = "\n".join(lines)
-    assert "seed 0 ([a0.md](a0.md)), 2 of 1000 planned passes: 4.00%" in note
-    assert "seed 1 ([a1.md](a1.md)), 3 of 1000 planned passes: 5.00%" in note
+    assert "seed 0 ([a0.md](a0.md)), 2 of 1000 planned passes: last 4.00% (lowest 4.00% at pass 2), short" in note
+    assert "seed 1 ([a1.md](a1.md)), 3 of 1000 planned passes: last 5.00% (lowest 5.00% at pass 3)" in note
+    assert "not what it reaches at its full length" in note
     assert "`maaloe-code` §" not in tables.render(2, tmp_path, "quick", {"segma", "adgm"})  # not comparable
     assert "`maaloe-code` §" not in tables.render(2, tmp_path, "paper", {"segma", "adgm"})  # its own recipe already
     (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.05], method="m1m2")))
     with pytest.raises(BadValueError, match="not runs of one protocol"):
         tables.render(2, tmp_path, "comparable", {"segma", "adgm"})
+    (tmp_path / "a1.json").unlink()
+    (tmp_path / "a0.json").write_text(json.dumps(own_recipe_record(0, [0.05], method="m1m2", recipe="kingma-code")))
+    with pytest.raises(BadValueError, match="a record of m1m2 on mnist, listed for adgm on mnist"):
+        tables.render(2, tmp_path, "comparable", {"segma", "adgm"})
+
+
+def test_an_overridden_recipe_setting_is_named_beside_the_recipes_own_value(tmp_path, monkeypatch):
+    from segma_bench.reporting import tables
+    from test_tables import write_cell
+    monkeypatch.setattr(tables, "OWN_RECIPE_RECORDS", {(2, "mnist"): {"m1m2": ("m.json",)}})
+    run = own_recipe_record(0, [0.3, 0.03], method="m1m2", recipe="kingma-code")
+    run["config"]["run"]["overrides"] = {"m1_epochs": 1000}
+    (tmp_path / "m.json").write_text(json.dumps(run))
+    write_cell(tmp_path, "m1m2", "mnist", 0, {"test_error": 0.10}, budget="comparable")
+    text = tables.render(2, tmp_path, "comparable", {"m1m2"})
+    assert "| M1+M2, `kingma-code` (m1_epochs=1000) § |" in text
+    assert "settings: m1_epochs=1000 (the recipe's: 5000)" in text
 
 
 def test_a_report_up_to_a_pass_is_the_record_as_it_stood_then(tmp_path, fake_data):
@@ -272,6 +318,8 @@ def test_a_report_up_to_a_pass_is_the_record_as_it_stood_then(tmp_path, fake_dat
     assert epochs_text(saved) == "2 (cut)" and epochs_text(full) == "3"  # not shown as a run still training
     with pytest.raises(BadValueError, match="between 1 and 3"):
         write_run_report(tmp_path / "run", tmp_path / "r.md", "cmd", up_to_pass=4)
+    path, text = write_run_report(tmp_path / "run", tmp_path / "w.md", "cmd", up_to_pass=3)  # the last: no cut
+    assert "up_to_pass" not in json.loads(path.with_suffix(".json").read_text()) and "stops at" not in text
     result = CliRunner().invoke(cli, ["report", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "s.md"),
                                       "--up-to-pass", "9"])
     assert result.exit_code != 0 and "between 1 and 3" in result.output and not (tmp_path / "s.md").exists()

@@ -18,10 +18,9 @@ comparable: comparable with the paper and within reach of a 2-core CPU. FID and 
             authors' code ran; the SeGMA issue settled on it), ADGM 100 epochs, M1+M2 100 epochs of which
             30 are M1 (the long runs' split). That is shorter than the paper's (M1+M2 600 of our epochs,
             100 of M1 and 500 of M2 = the authors' 300,000 M2 updates; ADGM up to 1,000 epochs); every
-            table footnote states both. Two seeds, mean ± std. Table II also shows the baselines trained
-            with their own authors' recipes (M1+M2 `kingma-code`, ADGM `maaloe-code`), long runs of their own,
-            as rows of their own (reporting/tables.py OWN_RECIPE_RECORDS), so that no baseline there is weaker
-            than its own code makes it.
+            table footnote states both. Two seeds, mean ± std. Table II also shows the baselines' long runs
+            with their own authors' recipes (M1+M2 `kingma-code`, ADGM `maaloe-code`) as rows of their own
+            (reporting/tables.py OWN_RECIPE_RECORDS), at the lengths those runs reached.
             A budget's length is a minimum: a run folder with the same identity and at least that many
             epochs (e.g. a long run made by `train`) is evaluated as it is, not retrained, and its record
             names the folder and the epochs it had (reporting/run_reuse.py). A cell evaluated at that

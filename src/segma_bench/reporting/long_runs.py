@@ -212,28 +212,45 @@ def table_note(data, source):
             + (f" Still training ({', '.join(short)} of {planned}): not final." if short else ""))
 
 
+IDENTITY_TEXT_KEYS = ("method", "dataset", "recipe", "labeled_subset")
+
+
+def run_protocol(label, record):
+    """(method, dataset, recipe, labeled set, settings as sorted JSON, number of labels or None) of a `report`
+    record's `config.run`, each checked for its type (one line if the record is not one)."""
+    config = record.get("config") if isinstance(record, dict) else None
+    run = config.get("run") if isinstance(config, dict) else None
+    if not isinstance(run, dict):
+        raise BadValueError(f"{label}: the record has no `config.run` object (remake it with `python cli.py report`)")
+    bad = [key for key in IDENTITY_TEXT_KEYS if not isinstance(run.get(key, ""), str)]
+    overrides = run.get("overrides") or {}
+    num_labeled = run.get("num_labeled")
+    if bad or not isinstance(overrides, dict) or not (num_labeled is None or
+                                                      (isinstance(num_labeled, int) and not isinstance(num_labeled, bool))):
+        named = ", ".join(bad + ([] if isinstance(overrides, dict) else ["overrides"])) or "num_labeled"
+        raise BadValueError(f"{label}: `config.run` has a malformed {named} (remake it with `python cli.py report`)")
+    return (*(run.get(key, "") for key in IDENTITY_TEXT_KEYS), json.dumps(overrides, sort_keys=True), num_labeled)
+
+
 def recipe_runs_summary(labelled_records):
     """[(label, record)] of `report` records (runs of one method with one recipe, e.g. a baseline's own authors'
     recipe) -> their identity and the mean ± std (ddof=1; None for one run) of their last-pass test errors, for a
-    table row of their own. Refuses (one line) records of different methods, datasets, recipes, labeled sets or
-    settings: a mean over them would mix protocols."""
-    identities, stats, seeds, planned = set(), [], [], []
+    table row of their own. Refuses (one line) records of different methods, datasets, recipes, labeled sets,
+    settings or numbers of labels (where the record states it): a mean over them would mix protocols."""
+    protocols, stats, seeds, planned = [], [], [], []
     for label, record in labelled_records:
-        run = (record.get("config") or {}).get("run") if isinstance(record, dict) else None
-        if not isinstance(run, dict):
-            raise BadValueError(f"{label}: the record has no `config.run` (remake it with `python cli.py report`)")
-        identities.add((run.get("method"), run.get("dataset"), run.get("recipe"), run.get("labeled_subset"),
-                        json.dumps(run.get("overrides") or {}, sort_keys=True)))
+        protocols.append(run_protocol(label, record))
         stats.append(run_statistics(RunCurve.from_record(label, record)))
-        seeds.append(run.get("seed"))
-        planned.append(record.get("epochs_planned"))
-    if len(identities) != 1:
-        raise BadValueError("the records " + ", ".join(label for label, _ in labelled_records)
-                            + " are not runs of one protocol (method, dataset, recipe, labeled set, settings)")
-    method, dataset, recipe, labeled_subset, overrides = identities.pop()
+        seeds.append(record["config"]["run"].get("seed"))
+        planned.append(record.get("epochs_planned") if isinstance(record.get("epochs_planned"), int) else None)
+    label_counts = {protocol[-1] for protocol in protocols} - {None}  # records rebuilt from a command lack it
+    if len({protocol[:-1] for protocol in protocols}) != 1 or len(label_counts) > 1:
+        raise BadValueError("the records " + ", ".join(label for label, _ in labelled_records) + " are not runs of "
+                            "one protocol (method, dataset, recipe, labeled set, settings, number of labels)")
+    method, dataset, recipe, labeled_subset, overrides, _ = protocols[0]
     last = [s.last_error for s in stats]
     return {"method": method, "dataset": dataset, "recipe": recipe, "labeled_subset": labeled_subset,
             "overrides": json.loads(overrides), "n": len(stats), "mean_last": statistics.fmean(last),
             "std_last": statistics.stdev(last) if len(last) > 1 else None,
-            "runs": [{"label": s.label, "seed": seed, "passes": s.passes, "planned": plan, "last_error": s.last_error}
-                     for s, seed, plan in zip(stats, seeds, planned)]}
+            "runs": [{"label": s.label, "seed": seed, "passes": s.passes, "planned": plan, "last_error": s.last_error,
+                      "best_error": s.best_error, "best_pass": s.best_pass} for s, seed, plan in zip(stats, seeds, planned)]}

@@ -30,13 +30,15 @@ def train_command(run, epochs, run_dir):
 def metrics_up_to(metrics, last_pass):
     """The run's metrics as they stood after pass `last_pass` (its history up to there, the training seconds of
     those passes): a record of a run that has since trained on stays repeatable. None: all of them."""
-    if last_pass is None:
-        return metrics
     done = metrics["epochs_completed"]
-    if not 1 <= last_pass <= done:
+    if last_pass is not None and not 1 <= last_pass <= done:
         raise BadValueError(f"the run has {done} passes; --up-to-pass must be between 1 and {done}")
+    if last_pass is None or last_pass == done:  # nothing to cut: the record of the whole run
+        return metrics
     history = [h for h in metrics["history"] if h["epoch"] <= last_pass]
-    return {**metrics, "history": history, "epochs_completed": last_pass, "test_error": history[-1].get("test_error"),
+    # `execution` describes where the run's last pass trained, one after the cut: left out
+    kept = {key: value for key, value in metrics.items() if key != "execution"}
+    return {**kept, "history": history, "epochs_completed": last_pass, "test_error": history[-1].get("test_error"),
             "train_seconds": round(sum(h["seconds"] for h in history), 1), "up_to_pass": last_pass}
 
 
@@ -52,7 +54,7 @@ def render_run_report(run_dir, command, up_to_pass=None):
     lines = [f"# {run['method']} on {run['dataset']}, seed {run['seed']}: training record", "",
              f"Run folder `{run_dir}`; {metrics['epochs_completed']} of {metrics['epochs_planned']} planned epochs; "
              f"{metrics['train_seconds'] / 60:.1f} min of training on the machine that ran it"
-             + (f" (the record stops at pass {up_to_pass}; the folder trained on)." if up_to_pass else "."),
+             + (f" (the record stops at pass {up_to_pass}; the folder trained on)." if "up_to_pass" in metrics else "."),
              f"Recipe: {run.get('recipe') or 'none'}; labeled subset: {run.get('labeled_subset', 'balanced')}; "
              f"settings overridden: {run['overrides'] or 'none'} (everything else: the method's defaults, "
              "docs/protocol.md); versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", ""]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from segma_bench.core.errors import BadValueError
+from segma_bench.core.errors import BadValueError, UserError
 from segma_bench.core.json_files import read_json_file
 from segma_bench.evaluation.metric_names import PRC_OF_FID
 
@@ -56,7 +56,7 @@ def table_rows(table, stats, methods_available, extra_methods, datasets, markers
     kid_metric = KID_OF_FID.get(metric)
     rows = [(variant, method, values) for (variant, method), values in spec["rows"]]
     rows += [(variant, method, {}) for method, variant in extra_methods.items()]
-    out = []
+    out = []  # (method, row): the method keeps its row when rows are inserted (insert_rows_after)
     for variant, method, paper in rows:
         row = [variant, (names or {}).get(method) or DISPLAY_NAMES.get(method, method)]
         for dataset in datasets:
@@ -79,7 +79,7 @@ def table_rows(table, stats, methods_available, extra_methods, datasets, markers
                 row.append("" if kid is None or kid["n"] == 0 else
                            format_value(kid["mean"], kid["std"], int(kid["n"]), KID_SCALE, with_n=False))
                 row.append(precision_recall_text(stats, metric, method, dataset))
-        out.append(row)
+        out.append((method, row))
     return out
 
 
@@ -381,13 +381,14 @@ def own_recipe_rows(table, runs, datasets, names):
     variants = {method: variant for (variant, method), _ in spec["rows"]}
     rows = {}
     for method, by_dataset in runs.items():
-        recipes = "`/`".join(sorted({summary["recipe"] for summary in by_dataset.values()}))
-        row = [variants.get(method, ""), f"{names.get(method) or DISPLAY_NAMES.get(method, method)}, `{recipes}` "
+        recipes = "; ".join(sorted({f"`{summary['recipe']}`" + settings_text(summary["overrides"], " ({})")
+                                    for summary in by_dataset.values()}))
+        row = [variants.get(method, ""), f"{names.get(method) or DISPLAY_NAMES.get(method, method)}, {recipes} "
                f"{OWN_RECIPE_MARK}"]
         for dataset in datasets:
             summary, reference = by_dataset.get(dataset), paper.get(method, {}).get(dataset)
             std = math.nan if summary is None or summary["std_last"] is None else summary["std_last"]
-            ours = "" if summary is None else format_value(summary["mean_last"], std, summary["n"], 100.0)
+            ours = "—" if summary is None else format_value(summary["mean_last"], std, summary["n"], 100.0)
             row += [ours, "—" if reference is None else f"{reference:.2f}",
                     "" if summary is None or reference is None else f"{100 * summary['mean_last'] - reference:+.2f}"]
             row += ["", ""] if spec["metric"] in KID_OF_FID else []
@@ -395,30 +396,54 @@ def own_recipe_rows(table, runs, datasets, names):
     return rows
 
 
+def settings_text(overrides, template="{}"):
+    """'m1_epochs=1000' for {"m1_epochs": 1000} put into template; "" for no settings."""
+    text = ", ".join(f"{key}={value}" for key, value in overrides.items())
+    return template.format(text) if text else ""
+
+
+def recipe_settings_text(method, recipe, dataset, overrides):
+    """'m1_epochs=1000 (the recipe's: 5000)': each override beside the recipe's own value, where it has one."""
+    import segma_bench.methods as methods
+    try:
+        own = methods.get_method(method).recipe(recipe, dataset).settings
+    except UserError:  # a method or recipe this install does not know: the overrides alone
+        own = {}
+    return ", ".join(f"{key}={value}" + (f" (the recipe's: {own[key]})" if key in own else "")
+                     for key, value in overrides.items()) or "the recipe's"
+
+
 def own_recipe_notes(runs, names):
-    """The footnote of the own-recipe rows: what they are, and each run with its length and record."""
+    """The footnote of the own-recipe rows: what they are, and each run with its length, its last and lowest
+    error and its record; a run short of its planned length is said to be not final."""
     lines = []
     for method, by_dataset in runs.items():
         for dataset, summary in by_dataset.items():
-            each = "; ".join(f"seed {run['seed']} ([{run['label']}.md]({run['label']}.md)), {run['passes']}"
-                             + (f" of {run['planned']} planned" if run["planned"] else "")
-                             + f" passes: {100 * run['last_error']:.2f}%" for run in summary["runs"])
-            settings = ", ".join(f"{key}={value}" for key, value in summary["overrides"].items()) or "none"
+            each = []
+            for run in summary["runs"]:
+                short = run["planned"] is not None and run["passes"] < run["planned"]
+                each.append(f"seed {run['seed']} ([{run['label']}.md]({run['label']}.md)), {run['passes']}"
+                            + (f" of {run['planned']} planned" if run["planned"] else "")
+                            + f" passes: last {100 * run['last_error']:.2f}% (lowest {100 * run['best_error']:.2f}% at "
+                            f"pass {run['best_pass']})" + (", short of its planned length (stopped or still "
+                                                             "training): not final" if short else ""))
+            settings = recipe_settings_text(method, summary["recipe"], dataset, summary["overrides"])
             lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, "
                          f"{names.get(method) or DISPLAY_NAMES.get(method, method)} with `{summary['recipe']}` "
-                         f"(labeled set: {summary['labeled_subset']}; settings: {settings}): {each}.")
+                         f"(labeled set: {summary['labeled_subset']}; settings: {settings}): {'; '.join(each)}.")
     if not lines:
         return []
-    return ["", f"{OWN_RECIPE_MARK} The baseline with its own authors' recipe (docs/baselines.md), a row of its own: "
-                "long runs made by `train` (records by `report`, in this folder), each trained for the length "
+    return ["", f"{OWN_RECIPE_MARK} A baseline trained with its own authors' recipe (docs/baselines.md), as a row of its "
+                "own: long runs made by `train` (records by `report`, in this folder), each trained for the length "
                 "given here, not for this budget's; ours is the last pass's test error, mean ± std over runs "
-                "(n = runs). These rows are not in the significance tests.", *lines]
+                "(n = runs). They show what the recipe reached in these runs, not what it reaches at its full "
+                "length. These rows are not in the significance tests.", *lines]
 
 
-def insert_rows_after(rows, row_methods, extra):
-    """rows (one per method of row_methods, in order) with extra[method] placed right after its method's row."""
+def insert_rows_after(rows, extra):
+    """The rows of [(method, row)] with extra[method] placed right after its method's row."""
     out = []
-    for method, row in zip(row_methods, rows):
+    for method, row in rows:
         out += [row] + ([extra[method]] if method in extra else [])
     return out
 
@@ -460,8 +485,7 @@ def render(table, results_dir, budget, methods_available, datasets=None):
     names = display_names(frame["record"]) if not frame.empty else {}
     rows = table_rows(table, stats, methods_available, extra, datasets, cell_markers(tests), names)
     own_recipe = own_recipe_runs(table, results_dir, budget, datasets)
-    row_methods = [method for (_, method), _ in PAPER_TABLES[table]["rows"]] + list(extra)
-    rows = insert_rows_after(rows, row_methods, own_recipe_rows(table, own_recipe, datasets, names))
+    rows = insert_rows_after(rows, own_recipe_rows(table, own_recipe, datasets, names))
     body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)  # keep our formatting (12.70, +0.30)
     lines = [f"# {PAPER_TABLES[table]['title']} — budget `{budget}`", "", body, "",
              "Ours: mean ± sample standard deviation over seeds (n = number of seeds); Δ = ours − paper. "
