@@ -32,6 +32,7 @@ from torchvision.models.inception import BasicConv2d
 from tqdm import tqdm
 
 from segma_bench.core.errors import BadValueError, UserError
+from segma_bench.core.progress import on_terminal
 
 WEIGHTS_ENV_VAR = "SEGMA_FID_WEIGHTS"
 OFFLINE_WEIGHTS_HINT = "../shared/weights/pt_inception-2015-12-05.pth"  # relative to the repository root
@@ -262,7 +263,7 @@ class FeatureExtractor:
         features = np.empty((len(images), FEATURE_DIMS), dtype=np.float64)  # as get_activations
         # A bar with images/s and ETA, shown only when extraction takes longer than a few seconds.
         bar = tqdm(total=len(images), unit="img", desc="FID features", delay=PROGRESS_DELAY_S, mininterval=2,
-                   leave=False, disable=not self.progress)
+                   leave=False, disable=not on_terminal(self.progress))  # a log file gets no bar frames
         with bar, torch.inference_mode(), _ieee_fp32_convolutions(self.device):
             for start in range(0, len(images), self.batch_size):
                 batch = images[start:start + self.batch_size].to(self.device)

@@ -3,7 +3,6 @@
 A run folder holds config.json, labeled_indices.json, checkpoint.pt (end of each epoch), metrics.json
 and train.log. Running the same command again resumes from the last checkpoint."""
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from tqdm import tqdm
 import segma_bench.methods as methods
 from segma_bench.core.devices import apply_cuda_policy, execution_environment
 from segma_bench.core.errors import BadValueError, UserError
+from segma_bench.core.progress import on_terminal
 from segma_bench.core.provenance import software_versions
 from segma_bench.core.storage import atomic_write_json, file_lock
 from segma_bench.datasets import load_dataset, to_float
@@ -229,13 +229,6 @@ def update(method, optimizer, loss):
     optimizer.step()
 
 
-def bar_wanted(spec):
-    """The progress bar is drawn on a terminal only: written to a file (a reproduce cell's log, a SLURM log) every
-    frame would be a line, so there only the per-epoch line is written."""
-    stream = sys.stderr
-    return spec.progress and stream is not None and hasattr(stream, "isatty") and stream.isatty()
-
-
 def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, start_epoch, on_step, epoch_metrics=None,
                  on_epoch=None, execution=None):
     """The epochs from `start_epoch` to `spec.epochs`, each ending with its checkpoint; returns the history."""
@@ -249,7 +242,7 @@ def train_epochs(spec, run_dir, data, labeled_idx, method, optimizer, history, s
         sums = {}
         batches = epoch_batches(data, labeled_idx, spec.seed, epoch, spec.unlabeled_batch_size,
                                 spec.labeled_batch_size, method.device, split)
-        bar = tqdm(batches, total=steps_per_epoch(data, spec.unlabeled_batch_size), disable=not bar_wanted(spec),
+        bar = tqdm(batches, total=steps_per_epoch(data, spec.unlabeled_batch_size), disable=not on_terminal(spec.progress),
                    desc=f"{spec.method}/{spec.dataset} epoch {epoch + 1}/{spec.epochs}", leave=False)
         guard = NonFiniteGuard(epoch, method.device)
         for step, batch in enumerate(bar):
