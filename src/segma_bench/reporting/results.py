@@ -16,7 +16,7 @@ from .paper_reference import DISPLAY_NAMES
 
 SCHEMA_VERSION = 3
 # Records without "schema_version" were written before it existed: version 1 (no "command_by_metric"; the quick
-# records committed under results/runs/quick/) and version 2 (with it; results/runs/comparable/). migrate() reads
+# records until they were re-made) and version 2 (with it; results/runs/comparable/). migrate() reads
 # both as version 3, which adds "schema_version", "display_name" and "paper_epochs" (see record_identity).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")  # method and dataset names: no path separators, no dots
 MAX_METRIC = 1e6  # no metric of the suite comes near it: a larger number is not a measurement (1e308 overflows the std)
