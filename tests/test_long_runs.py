@@ -275,6 +275,7 @@ def test_table_two_shows_a_baselines_own_recipe_as_its_own_row_at_paper_comparab
     assert "seed 0 ([a0.md](a0.md)), 2 of 1000 planned passes: last 4.00% (lowest 4.00% at pass 2), short" in note
     assert "seed 1 ([a1.md](a1.md)), 3 of 1000 planned passes: last 5.00% (lowest 5.00% at pass 3)" in note
     assert "not what it reaches at its full length" in note
+    assert "The runs differ in length (2, 3 passes): their mean mixes lengths." in note
     assert "`maaloe-code` §" not in tables.render(2, tmp_path, "quick", {"segma", "adgm"})  # not comparable
     assert "`maaloe-code` §" not in tables.render(2, tmp_path, "paper", {"segma", "adgm"})  # its own recipe already
     (tmp_path / "a1.json").write_text(json.dumps(own_recipe_record(1, [0.05], method="m1m2")))
@@ -295,7 +296,7 @@ def test_an_overridden_recipe_setting_is_named_beside_the_recipes_own_value(tmp_
     (tmp_path / "m.json").write_text(json.dumps(run))
     write_cell(tmp_path, "m1m2", "mnist", 0, {"test_error": 0.10}, budget="comparable")
     text = tables.render(2, tmp_path, "comparable", {"m1m2"})
-    assert "| M1+M2, `kingma-code` (m1_epochs=1000) § |" in text
+    assert "| M1+M2, `kingma-code` (m1_epochs=1000) § |" in text and "differ in length" not in text
     assert "settings: m1_epochs=1000 (the recipe's: 5000)" in text
 
 

@@ -30,8 +30,10 @@ PAPER_FID_SAMPLES = 10000
 LONG_RUN_STATISTICS = {(2, "mnist"): "segma_mnist_501.json"}
 # Baselines trained with their own authors' recipe, as long runs of their own (`train`, then `report`'s records
 # in the results folder). At a paper-comparable budget that trains them otherwise, Table II shows them as rows of
-# their own under the budget's row, so that no baseline in the headline table is weaker than its own code makes
-# it. (table, dataset) -> {method: the records' file names, one per seed; those present are shown}.
+# their own under the budget's row: what each baseline's own code reached here, beside the budget's protocol.
+# (table, dataset) -> {method: the records' file names, one per seed; those present are shown}. Commit a
+# run's record under its name once it is comparable with the others: a run still in M1+M2's M1 phase has no
+# trained classifier yet, and runs of different lengths are flagged in the footnote.
 OWN_RECIPE_RECORDS = {(2, "mnist"): {
     "m1m2": ("m1m2_mnist_kingma_code_m1_1000.json", "m1m2_mnist_kingma_code_m1_1000_seed1.json"),
     "adgm": ("adgm_mnist_maaloe_code.json", "adgm_mnist_maaloe_code_seed1.json")}}
@@ -428,9 +430,12 @@ def own_recipe_notes(runs, names):
                             f"pass {run['best_pass']})" + (", short of its planned length (stopped or still "
                                                              "training): not final" if short else ""))
             settings = recipe_settings_text(method, summary["recipe"], dataset, summary["overrides"])
+            lengths = sorted({run["passes"] for run in summary["runs"]})
+            mixed = (f" The runs differ in length ({', '.join(map(str, lengths))} passes): their mean mixes lengths."
+                     if len(lengths) > 1 else "")
             lines.append(f"- {DATASET_TITLES.get(dataset, dataset)}, "
                          f"{names.get(method) or DISPLAY_NAMES.get(method, method)} with `{summary['recipe']}` "
-                         f"(labeled set: {summary['labeled_subset']}; settings: {settings}): {'; '.join(each)}.")
+                         f"(labeled set: {summary['labeled_subset']}; settings: {settings}): {'; '.join(each)}.{mixed}")
     if not lines:
         return []
     return ["", f"{OWN_RECIPE_MARK} A baseline trained with its own authors' recipe (docs/baselines.md), as a row of its "
