@@ -13,13 +13,8 @@ from segma_bench.training.trackers import make_tracker
 
 from .guards import check_record_replacement
 from .options import SKIPPED
-from .paper_reference import PAPER_TABLES
 from .results import KID_OF_FID, read_record, record_identity, record_path, software_versions, write_record
 from .run_reuse import completed_epochs, find_reusable_run
-
-
-def table_methods(table):
-    return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
 
 
 def trained_on_past(run, record, budget_epochs):

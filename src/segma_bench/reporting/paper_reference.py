@@ -40,6 +40,11 @@ DATASETS = ("mnist", "svhn", "celeba")
 DISPLAY_NAMES = {"m1m2": "M1+M2", "adgm": "ADGM", "segma": "SeGMA", "segma-unsup": "SeGMA unsup.", "cwae": "CWAE"}
 
 
+def table_methods(table):
+    """The methods of the paper's Table `table`, in its row order."""
+    return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
+
+
 def paper_value(table, method, dataset):
     """The paper's value in Table `table` for `method` on `dataset`, None where its table has none."""
     return next((values.get(dataset) for (_, name), values in PAPER_TABLES[table]["rows"] if name == method), None)

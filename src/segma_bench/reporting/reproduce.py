@@ -17,7 +17,6 @@ from segma_bench.datasets import get_loader, load_dataset
 
 from . import launch
 from .budgets import check_budget_datasets, get_budget, table_file_name
-from .cell import reproduce_cell, table_methods  # noqa: F401  (table_methods: used by the CLI and tests)
 from .guards import check_table_replacement
 from .launch import (
     Cell,
@@ -31,7 +30,10 @@ from .launch import (
     threads_per_job,
 )
 from .options import SKIPPED
-from .paper_reference import PAPER_TABLES
+from .paper_reference import (
+    PAPER_TABLES,
+    table_methods,  # noqa: F401  (also used by the CLI and tests from here)
+)
 from .results import load_records
 from .tables import render
 

@@ -15,7 +15,7 @@ from segma_bench.core.json_files import read_json_file
 from .budgets import BUDGETS, HEADLINE_BUDGET, table_file_name
 from .long_runs import load_statistics
 from .long_runs import table_note as long_run_note
-from .paper_reference import DISPLAY_NAMES, PAPER_TABLES, paper_test_error, paper_value
+from .paper_reference import DISPLAY_NAMES, PAPER_TABLES, paper_test_error, paper_value, table_methods
 from .results import aggregate, load_records
 from .tables import DATASET_TITLES, LONG_RUN_STATISTICS, format_value
 
@@ -170,7 +170,7 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
         for dataset in datasets:
             for table, metric in columns:
                 paper = paper_value(table, method, dataset)
-                if paper is None and method not in _table_methods(table):
+                if paper is None and method not in table_methods(table):
                     cells.append("—")  # the paper's table has no such row
                     continue
                 cell = stats[(stats.metric == metric) & (stats.method == method) & (stats.dataset == dataset)]
@@ -191,11 +191,6 @@ def render_headline(results_dir="results", budget=HEADLINE_BUDGET):
             lines += ["", f"**At the length the paper's code ran** ({DATASET_TITLES[dataset]}, Table {'I' * table}): "
                       + long_run_note(data, f"[{markdown}]({markdown})")]
     return "\n".join(lines) + "\n"
-
-
-def _table_methods(table):
-    return [method for (_, method), _ in PAPER_TABLES[table]["rows"]]
-
 
 
 def update_readme_headline(readme_path, results_dir="results"):

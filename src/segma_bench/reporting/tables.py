@@ -16,7 +16,7 @@ from segma_bench.evaluation.metric_names import PRC_OF_FID
 from .budgets import BUDGETS
 from .long_runs import load_statistics, recipe_runs_summary
 from .long_runs import table_note as long_run_note
-from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES
+from .paper_reference import DATASETS, DISPLAY_NAMES, PAPER_TABLES, paper_value
 from .results import KID_OF_FID, aggregate, load_records
 from .significance import cell_markers, table_tests
 from .significance import footnote as significance_footnote
@@ -379,16 +379,16 @@ def own_recipe_rows(table, runs, datasets, names):
     """{method: its row} for own_recipe_runs: the last pass's test error, mean ± std over runs, beside the
     paper's value for the method."""
     spec = PAPER_TABLES[table]
-    paper = {method: values for (_, method), values in spec["rows"]}
     variants = {method: variant for (variant, method), _ in spec["rows"]}
     rows = {}
     for method, by_dataset in runs.items():
-        recipes = "; ".join(sorted({f"`{summary['recipe']}`" + settings_text(summary["overrides"], " ({})")
+        recipes = "; ".join(sorted({f"`{summary['recipe']}`" + (f" ({overrides_text(summary['overrides'])})"
+                                                                if summary["overrides"] else "")
                                     for summary in by_dataset.values()}))
         row = [variants.get(method, ""), f"{names.get(method) or DISPLAY_NAMES.get(method, method)}, {recipes} "
                f"{OWN_RECIPE_MARK}"]
         for dataset in datasets:
-            summary, reference = by_dataset.get(dataset), paper.get(method, {}).get(dataset)
+            summary, reference = by_dataset.get(dataset), paper_value(table, method, dataset)
             std = math.nan if summary is None or summary["std_last"] is None else summary["std_last"]
             ours = "—" if summary is None else format_value(summary["mean_last"], std, summary["n"], 100.0)
             row += [ours, "—" if reference is None else f"{reference:.2f}",
@@ -398,21 +398,21 @@ def own_recipe_rows(table, runs, datasets, names):
     return rows
 
 
-def settings_text(overrides, template="{}"):
-    """'m1_epochs=1000' for {"m1_epochs": 1000} put into template; "" for no settings."""
-    text = ", ".join(f"{key}={value}" for key, value in overrides.items())
-    return template.format(text) if text else ""
+def overrides_text(overrides, recipe_settings=None):
+    """'m1_epochs=1000', with each override beside the recipe's own value where recipe_settings has it:
+    'm1_epochs=1000 (the recipe's: 5000)'."""
+    own = recipe_settings or {}
+    return ", ".join(f"{key}={value}" + (f" (the recipe's: {own[key]})" if key in own else "")
+                     for key, value in overrides.items())
 
 
-def recipe_settings_text(method, recipe, dataset, overrides):
-    """'m1_epochs=1000 (the recipe's: 5000)': each override beside the recipe's own value, where it has one."""
+def recipe_settings(method, recipe, dataset):
+    """The settings of `method`'s named recipe on `dataset`; {} for a method or recipe this install lacks."""
     import segma_bench.methods as methods
     try:
-        own = methods.get_method(method).recipe(recipe, dataset).settings
-    except UserError:  # a method or recipe this install does not know: the overrides alone
-        own = {}
-    return ", ".join(f"{key}={value}" + (f" (the recipe's: {own[key]})" if key in own else "")
-                     for key, value in overrides.items()) or "the recipe's"
+        return methods.get_method(method).recipe(recipe, dataset).settings
+    except UserError:
+        return {}
 
 
 def own_recipe_notes(runs, names):
@@ -429,7 +429,8 @@ def own_recipe_notes(runs, names):
                             + f" passes: last {100 * run['last_error']:.2f}% (lowest {100 * run['best_error']:.2f}% at "
                             f"pass {run['best_pass']})" + (", short of its planned length (stopped or still "
                                                              "training): not final" if short else ""))
-            settings = recipe_settings_text(method, summary["recipe"], dataset, summary["overrides"])
+            settings = (overrides_text(summary["overrides"], recipe_settings(method, summary["recipe"], dataset))
+                        or "the recipe's")
             lengths = sorted({run["passes"] for run in summary["runs"]})
             mixed = (f" The runs differ in length ({', '.join(map(str, lengths))} passes): their mean mixes lengths."
                      if len(lengths) > 1 else "")
